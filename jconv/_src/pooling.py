@@ -82,7 +82,7 @@ def _max_pool_impl(
     """The formulation behind :func:`max_pool2d` (batched, float input, checked arguments)."""
     return lax.reduce_window(
         x,
-        jnp.array(-jnp.inf, x.dtype),
+        np.array(-np.inf, x.dtype),
         lax.max,
         _window(layout, pool),
         _window(layout, strides),
@@ -101,7 +101,7 @@ def _avg_pool_impl(
     """The formulation behind :func:`avg_pool2d`: window sums over a static divisor."""
     sums = lax.reduce_window(
         x,
-        jnp.array(0, x.dtype),
+        np.array(0, x.dtype),
         lax.add,
         _window(layout, pool),
         _window(layout, strides),

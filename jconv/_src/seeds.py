@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jconv._src import checks
@@ -202,6 +203,6 @@ def pool2d(X: jax.Array, pool_size: int | checks.Pair, mode: str = "max") -> jax
     if pool[0] > X.shape[0] or pool[1] > X.shape[1]:
         raise ValueError(f"{fn}: `pool_size` {pool} is larger than the input {tuple(X.shape)}")
     if mode == "max":
-        return lax.reduce_window(X, jnp.array(-jnp.inf, X.dtype), lax.max, pool, (1, 1), "VALID")
-    sums = lax.reduce_window(X, jnp.array(0, X.dtype), lax.add, pool, (1, 1), "VALID")
+        return lax.reduce_window(X, np.array(-np.inf, X.dtype), lax.max, pool, (1, 1), "VALID")
+    sums = lax.reduce_window(X, np.array(0, X.dtype), lax.add, pool, (1, 1), "VALID")
     return sums / (pool[0] * pool[1])
