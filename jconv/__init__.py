@@ -14,6 +14,9 @@ from jconv._src.seeds import corr2d_multi_in_out as corr2d_multi_in_out
 from jconv._src.seeds import corr2d_multi_in_out_1x1 as corr2d_multi_in_out_1x1
 from jconv._src.seeds import pool2d as pool2d
 
+from jconv import models as models
+from jconv import nn as nn
+
 __version__ = "0.1.0"
 
 __all__ = (
@@ -26,5 +29,7 @@ __all__ = (
     "global_avg_pool2d",
     "global_max_pool2d",
     "max_pool2d",
+    "models",
+    "nn",
     "pool2d",
 )
