@@ -1,0 +1,118 @@
+"""The ``jconv`` command: ``train``, ``demo`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jconv._src.data import DATASETS
+from jconv._src.models import MODELS
+from jconv._src.train import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jconv", description="CNNs as pure JAX functions.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (LeNet on 5,000 real MNIST digits by default)")
+    t.add_argument("--model", choices=sorted(MODELS), default=_DEFAULTS.model)
+    t.add_argument("--dataset", choices=list(DATASETS), default=_DEFAULTS.dataset)
+    t.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
+    t.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="global batch size")
+    t.add_argument("--lr", type=float, default=_DEFAULTS.lr)
+    t.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
+    t.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
+    t.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    t.add_argument("--out", default="runs/lenet", help="output folder (metrics, curves, checkpoints)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in OUT")
+    t.add_argument("--data-dir", default="data", help="folder of the IDX files (mnist, fashion-mnist)")
+    t.add_argument("--download", action="store_true", help="fetch missing IDX files")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = t.add_argument_group("multi-process (jax.distributed)")
+    dist.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    dist.add_argument("--num-processes", type=int)
+    dist.add_argument("--process-id", type=int)
+    dist.add_argument("--init-timeout", type=int, default=60, help="seconds to wait for every process to join")
+    dist.add_argument("--heartbeat-timeout", type=int, default=20,
+                      help="seconds after which a silent peer ends the run")
+
+    sub.add_parser("demo", help="print every output of the seed notebooks, computed by jconv")
+
+    b = sub.add_parser("bench", help="benchmark jconv against PyTorch and Flax")
+    b.add_argument("--quick", action="store_true", help="small sizes and few rounds (a smoke test)")
+    b.add_argument("--rounds", type=int, default=None)
+    return p
+
+
+def _fail(msg: str) -> int:
+    print(f"jconv: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            return _fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.lr > 0:
+        return _fail(f"--lr must be > 0, got {args.lr}")
+    dist = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in dist):
+        if any(v is None for v in dist):
+            return _fail("--coordinator, --num-processes and --process-id go together")
+        if not 0 <= args.process_id < args.num_processes:
+            return _fail(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
+        import jax
+
+        # Before any other JAX call: joins the multi-process runtime (gloo collectives on CPU).
+        try:
+            jax.distributed.initialize(
+                args.coordinator, args.num_processes, args.process_id,
+                initialization_timeout=args.init_timeout,
+                heartbeat_timeout_seconds=args.heartbeat_timeout,
+            )
+        except Exception as e:  # noqa: BLE001 - reported as one line, never a traceback
+            return _fail(f"could not join {args.coordinator} as process {args.process_id} of "
+                         f"{args.num_processes} within {args.init_timeout}s: {str(e).splitlines()[0]}")
+
+    from jconv._src import data as data_lib
+    from jconv._src import train as train_lib
+
+    config = TrainConfig(
+        model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+    )
+    try:
+        ds = data_lib.load(args.dataset, args.data_dir, args.download)
+        model = MODELS[args.model](ds.num_classes)
+        _, history = train_lib.fit(
+            model, ds, config, args.out, resume=args.resume, progress=not args.no_progress
+        )
+    except (data_lib.DataError, train_lib.TrainingError) as e:
+        return _fail(str(e))
+    import jax
+
+    if jax.process_index() == 0 and history:
+        last = history[-1]
+        print(f"final test accuracy {last['test_acc']:.4f} after {last['epoch']} epochs; "
+              f"metrics in {args.out}/metrics.jsonl, curves in {args.out}/curves.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "demo":
+        from jconv._src import demo
+
+        demo.main()
+        return 0
+    from jconv._src import bench
+
+    return bench.main(quick=args.quick, rounds=args.rounds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

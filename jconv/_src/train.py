@@ -1,0 +1,319 @@
+"""Training: a jit-compiled, data-parallel SGD step and a resumable fit loop.
+
+The step is ``step(params, opt_state, batch) -> (params, opt_state, metrics)``, compiled once
+per shape with ``jax.jit`` over a 1-D device mesh with axis ``"data"``: the global batch is
+sharded along it, parameters and optimizer state are replicated. On one device this is plain
+``jit``; with several devices (or several processes, after ``jax.distributed.initialize``) the
+same code runs data-parallel and XLA inserts the gradient all-reduce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jconv._src import data as data_lib
+from jconv._src.layers import Layer
+
+
+class TrainingError(Exception):
+    """Training cannot go on (non-finite loss, unusable checkpoints, bad flags); one-line message."""
+
+
+class Metrics(NamedTuple):
+    """Per-batch sums over the real (unmasked) examples."""
+
+    loss_sum: jax.Array
+    correct: jax.Array
+    count: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run's numbers (checked again on ``--resume``)."""
+
+    model: str = "lenet"
+    dataset: str = "mnist5k"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def same_run(self) -> dict[str, Any]:
+        """The fields a resumed run must share with its checkpoint (all but ``epochs``)."""
+        d = dataclasses.asdict(self)
+        d.pop("epochs")
+        return d
+
+
+def make_optimizer(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> optax.GradientTransformation:
+    """SGD (optax), with optional heavy-ball momentum and L2 weight decay."""
+    sgd = optax.sgd(lr, momentum=momentum or None)
+    return optax.chain(optax.add_decayed_weights(weight_decay), sgd) if weight_decay else sgd
+
+
+def loss_and_metrics(model: Layer, params: Any, batch: tuple) -> tuple[jax.Array, Metrics]:
+    """Mean softmax cross-entropy over the real examples of a (padded) batch, and sums."""
+    x, y, mask = batch
+    logits = model.apply(params, x)
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
+    count = mask.sum()
+    loss_sum = (losses * mask).sum()
+    correct = ((jnp.argmax(logits, axis=-1) == y) * mask).sum()
+    return loss_sum / jnp.maximum(count, 1.0), Metrics(loss_sum, correct, count)
+
+
+def data_mesh(devices: Any = None) -> Mesh:
+    """A 1-D mesh over every device JAX sees (all processes), axis ``"data"``."""
+    return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
+
+
+def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh: Mesh) -> Callable:
+    """``step(params, opt_state, batch) -> (params, opt_state, Metrics)``, jitted and sharded.
+
+    ``params`` and ``opt_state`` are donated (updated in place on the device).
+    """
+    repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+    def train_step(params: Any, opt_state: Any, batch: tuple) -> tuple[Any, Any, Metrics]:
+        (_, metrics), grads = jax.value_and_grad(
+            lambda p: loss_and_metrics(model, p, batch), has_aux=True
+        )(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return jax.jit(
+        train_step,
+        in_shardings=(repl, repl, (rows, rows, rows)),
+        out_shardings=(repl, repl, repl),
+        donate_argnums=(0, 1),
+    )
+
+
+def make_eval_step(model: Layer, mesh: Mesh) -> Callable:
+    """``eval_step(params, batch) -> Metrics``, jitted and sharded like the train step."""
+    repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+    def eval_step(params: Any, batch: tuple) -> Metrics:
+        return loss_and_metrics(model, params, batch)[1]
+
+    return jax.jit(eval_step, in_shardings=(repl, (rows, rows, rows)), out_shardings=repl)
+
+
+def batch_putter(mesh: Mesh, batch_size: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]:
+    """Turns a global batch (the same NumPy rows on every process) into arrays sharded on
+    ``"data"``; each process contributes only the rows of its own devices."""
+    rows = NamedSharding(mesh, P("data"))
+    n_proc, pid = jax.process_count(), jax.process_index()
+    lo, hi = pid * batch_size // n_proc, (pid + 1) * batch_size // n_proc
+
+    def put(*arrays: np.ndarray) -> tuple:
+        return tuple(
+            jax.make_array_from_process_local_data(rows, a[lo:hi], a.shape) for a in arrays
+        )
+
+    return put
+
+
+def _sum_metrics(ms: list[Metrics]) -> tuple[float, float, float]:
+    total = jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)), *ms)
+    loss_sum, correct, count = (float(v) for v in jax.device_get(total))
+    return loss_sum, correct, count
+
+
+def evaluate(eval_step: Callable, params: Any, x: np.ndarray, y: np.ndarray, put: Callable, batch_size: int) -> float:
+    """Accuracy over ``(x, y)``, in padded batches of ``batch_size`` (one compiled shape)."""
+    ms = [eval_step(params, b) for b in data_lib.batches(x, y, np.arange(len(y)), batch_size, put)]
+    _, correct, count = _sum_metrics(ms)
+    return correct / count
+
+
+class _Checkpoints:
+    """orbax-checkpoint's manager over ``DIR/checkpoints``: one step per finished epoch."""
+
+    def __init__(self, directory: str, keep: int = 3):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.directory = os.path.abspath(directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+        )
+
+    def save(self, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+        args = self._ocp.args
+        self.manager.save(
+            epoch,
+            args=args.Composite(state=args.StandardSave(state), meta=args.JsonSave(meta)),
+            force=True,
+        )
+
+    def restore_newest(self, abstract_state: dict[str, Any], log: Callable[[str], None]) -> tuple[dict, dict] | None:
+        """The newest checkpoint that restores cleanly; corrupt ones are skipped with a note."""
+        args = self._ocp.args
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for step in steps:
+            path = os.path.join(self.directory, str(step))
+            try:
+                out = self.manager.restore(
+                    step,
+                    args=args.Composite(
+                        state=args.StandardRestore(abstract_state), meta=args.JsonRestore()
+                    ),
+                )
+                state, meta = out["state"], out["meta"]
+                if not isinstance(meta, dict) or meta.get("epoch") != step:
+                    raise ValueError("metadata missing or inconsistent")
+                return state, meta
+            except Exception as e:  # orbax raises many kinds for damaged files
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                log(f"skipping unreadable checkpoint {path}: {type(e).__name__}: {first}")
+        if steps:
+            raise TrainingError(
+                f"no usable checkpoint in {self.directory} (tried epochs {steps}); "
+                f"remove the folder or start without --resume"
+            )
+        return None
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def _write_jsonl(path: str, history: list[dict]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def fit(
+    model: Layer,
+    dataset: data_lib.Dataset,
+    config: TrainConfig,
+    out: str | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    mesh: Mesh | None = None,
+) -> tuple[Any, list[dict]]:
+    """Trains ``model`` on ``dataset``; returns the final parameters and per-epoch metrics.
+
+    Writes ``out/metrics.jsonl``, ``out/curves.png`` and ``out/checkpoints/`` (orbax, last 3
+    epochs) when ``out`` is given. All randomness derives from ``config.seed``: parameters from
+    ``fold_in(key, 0)``, epoch ``e``'s shuffle from ``fold_in(fold_in(key, 1), e)``, so a run
+    resumed from any checkpoint ends with the metrics of an uninterrupted run.
+
+    Raises:
+      TrainingError: non-finite loss (the last good checkpoint is kept), a batch size that the
+        devices do not divide, unusable checkpoints, or a resume with different settings.
+    """
+    mesh = mesh or data_mesh()
+    n_dev = mesh.devices.size
+    if config.batch_size % n_dev:
+        raise TrainingError(
+            f"--batch-size {config.batch_size} is not divisible by the {n_dev} devices of the "
+            f"data mesh; use a multiple of {n_dev}"
+        )
+    lead = jax.process_index() == 0
+    say = log if lead else (lambda s: None)
+    key = jax.random.key(config.seed)
+    input_shape = (1,) + dataset.x_train.shape[1:]
+    optimizer = make_optimizer(config.lr, config.momentum, config.weight_decay)
+    repl = NamedSharding(mesh, P())
+    params = jax.device_put(model.init(jax.random.fold_in(key, 0), input_shape), repl)
+    opt_state = jax.device_put(optimizer.init(params), repl)
+    history: list[dict] = []
+
+    ckpt = _Checkpoints(os.path.join(out, "checkpoints")) if out else None
+    if out and lead:
+        os.makedirs(out, exist_ok=True)
+    try:
+        if resume and ckpt:
+            restored = ckpt.restore_newest({"params": params, "opt_state": opt_state}, say)
+            if restored is not None:
+                state, meta = restored
+                if meta["config"] != config.same_run():
+                    diff = {k: v for k, v in meta["config"].items() if config.same_run().get(k) != v}
+                    raise TrainingError(
+                        f"checkpoint {ckpt.directory}/{meta['epoch']} was written with "
+                        f"{diff}; resume with the same flags (only --epochs may change)"
+                    )
+                params, opt_state, history = state["params"], state["opt_state"], meta["history"]
+                say(f"resumed from {ckpt.directory}/{meta['epoch']} (epoch {meta['epoch']})")
+            else:
+                say(f"no checkpoint in {ckpt.directory}; starting from scratch")
+
+        step = make_train_step(model, optimizer, mesh)
+        eval_step = make_eval_step(model, mesh)
+        put = batch_putter(mesh, config.batch_size)
+        n = len(dataset.y_train)
+        steps_per_epoch = math.ceil(n / config.batch_size)
+        shuffle_key = jax.random.fold_in(key, 1)
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            order = data_lib.epoch_order(jax.random.fold_in(shuffle_key, epoch), n)
+            bar = _progress(progress and lead, steps_per_epoch, f"epoch {epoch}/{config.epochs}")
+            start = time.perf_counter()
+            ms = []
+            for batch in data_lib.batches(dataset.x_train, dataset.y_train, order, config.batch_size, put):
+                params, opt_state, m = step(params, opt_state, batch)
+                ms.append(m)
+                bar.update(1)
+            loss_sum, correct, count = _sum_metrics(ms)  # the epoch's one host synchronisation
+            seconds = time.perf_counter() - start
+            bar.close()
+            train_loss = loss_sum / count
+            if not math.isfinite(train_loss):
+                last = f"; the last good checkpoint is epoch {epoch - 1} in {ckpt.directory}" if ckpt and epoch > 1 else ""
+                raise TrainingError(
+                    f"non-finite training loss ({train_loss}) in epoch {epoch}: stopping "
+                    f"(try a smaller --lr){last}"
+                )
+            test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size)
+            row = {
+                "epoch": epoch,
+                "train_loss": round(train_loss, 6),
+                "train_acc": round(correct / count, 6),
+                "test_acc": round(test_acc, 6),
+                "examples_per_sec": round(count / seconds, 1),
+                "seconds": round(seconds, 3),
+            }
+            history.append(row)
+            say(
+                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
+                f"test acc {row['test_acc']:.4f}  {row['examples_per_sec']:,.0f} examples/s"
+            )
+            if out:
+                if ckpt:
+                    meta = {"epoch": epoch, "history": history, "config": config.same_run()}
+                    ckpt.save(epoch, {"params": params, "opt_state": opt_state}, meta)
+                if lead:
+                    _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
+                    from jconv._src.plot import save_curves
+
+                    save_curves(history, os.path.join(out, "curves.png"))
+    finally:
+        if ckpt:
+            ckpt.close()
+    return params, history
+
+
+def _progress(enabled: bool, total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not enabled)
