@@ -14,14 +14,17 @@ from jconv._src.seeds import corr2d_multi_in_out as corr2d_multi_in_out
 from jconv._src.seeds import corr2d_multi_in_out_1x1 as corr2d_multi_in_out_1x1
 from jconv._src.seeds import pool2d as pool2d
 
+from jconv import data as data
 from jconv import models as models
 from jconv import nn as nn
+from jconv import train as train
 
 __version__ = "0.1.0"
 
 __all__ = (
     "avg_pool2d",
     "conv2d",
+    "data",
     "corr2d",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
@@ -32,4 +35,5 @@ __all__ = (
     "models",
     "nn",
     "pool2d",
+    "train",
 )
