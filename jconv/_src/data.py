@@ -59,13 +59,18 @@ def mnist5k(data_dir: str | None = None, download: bool = False) -> Dataset:
 
 
 def digits(data_dir: str | None = None, download: bool = False) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (1,797 images): a stratified 80/20 split, ``(N, 1, 8, 8)``."""
+    """scikit-learn's bundled 8x8 digits (1,797 images), a stratified split (1,437 / 360).
+
+    Each image is scaled up 3x (nearest) and centred in a 28x28 frame, as MNIST centres its
+    20x20 digits, so that the same LeNet fits both: ``(N, 1, 28, 28)``.
+    """
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
         raise DataError("digits needs scikit-learn: pip install 'jconv[train]'") from e
     d = load_digits()
-    return _from_arrays(d.images.reshape(len(d.images), -1), d.target, 8, 16.0, 36)
+    big = np.pad(d.images.repeat(3, axis=1).repeat(3, axis=2), ((0, 0), (2, 2), (2, 2)))
+    return _from_arrays(big.reshape(len(big), -1), d.target, 28, 16.0, 36)
 
 
 def read_idx(path: str) -> np.ndarray:

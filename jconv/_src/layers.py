@@ -372,7 +372,7 @@ class Dense(Layer):
             x = x.reshape(x.shape[0], -1)
         y = jnp.matmul(x, params["weight"].T, precision=self.precision)
         if "bias" in params:
-            y = y + params["bias"]
+            y = y + params["bias"].reshape((1,) * (y.ndim - 1) + (-1,))
         return _act(self.activation, y)
 
     def output_shape(self, input_shape: Shape) -> Shape:

@@ -155,6 +155,8 @@ class _Checkpoints:
 
     def save(self, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
         args = self._ocp.args
+        if epoch in self.manager.all_steps():  # an unreadable one that resume skipped
+            self.manager.delete(epoch)
         self.manager.save(
             epoch,
             args=args.Composite(state=args.StandardSave(state), meta=args.JsonSave(meta)),

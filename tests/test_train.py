@@ -1,0 +1,206 @@
+"""Training: learning, determinism, resume (also after SIGKILL), checkpoints, data, CLI."""
+
+import gzip
+import json
+import logging
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import jconv as jc
+from jconv import data, train
+
+DETERMINISTIC = ("epoch", "train_loss", "train_acc", "test_acc")
+
+
+def same_metrics(a, b):
+    return [{k: r[k] for k in DETERMINISTIC} for r in a] == [{k: r[k] for k in DETERMINISTIC} for r in b]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+def cli(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "jconv._src.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd)
+
+
+def test_mnist5k_two_epochs_far_above_chance():
+    ds = data.load("mnist5k")
+    assert ds.x_train.shape == (4000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert np.bincount(ds.y_test).tolist() == [100] * 10
+    _, hist = train.fit(jc.models.lenet(variant="modern"), ds, train.TrainConfig(epochs=2), progress=False)
+    assert hist[-1]["test_acc"] > 0.85
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+
+
+def test_same_seed_same_metrics_and_resume_equals_uninterrupted(tmp_path, digits):
+    model = jc.models.lenet(variant="modern")
+    cfg = train.TrainConfig(epochs=3, batch_size=50)
+    _, full = train.fit(model, digits, cfg, str(tmp_path / "a"), progress=False)
+    _, again = train.fit(model, digits, cfg, None, progress=False)
+    assert same_metrics(full, again)
+    train.fit(model, digits, train.TrainConfig(epochs=1, batch_size=50), str(tmp_path / "b"), progress=False)
+    _, resumed = train.fit(model, digits, cfg, str(tmp_path / "b"), resume=True, progress=False)
+    assert same_metrics(full, resumed)
+    rows = [json.loads(l) for l in open(tmp_path / "b" / "metrics.jsonl")]
+    assert same_metrics(rows, full) and set(rows[0]) >= {"epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec"}
+    assert (tmp_path / "b" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    _, other_seed = train.fit(model, digits, train.TrainConfig(epochs=1, batch_size=50, seed=1), None, progress=False)
+    assert other_seed[0]["train_loss"] != full[0]["train_loss"]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, digits):
+    model = jc.models.lenet(variant="modern")
+    train.fit(model, digits, train.TrainConfig(epochs=1, batch_size=50), str(tmp_path), progress=False)
+    with pytest.raises(train.TrainingError, match=r"written with \{'lr': 0.05\}; resume with the same flags"):
+        train.fit(model, digits, train.TrainConfig(epochs=2, batch_size=50, lr=0.1), str(tmp_path), resume=True, progress=False)
+
+
+def test_one_compilation_for_the_partial_last_batch(digits, caplog):
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            train.fit(jc.models.lenet(variant="modern"), digits, train.TrainConfig(epochs=3, batch_size=100), progress=False)
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert len(digits.y_train) % 100 != 0
+    compiles = [r.getMessage() for r in caplog.records if "Finished XLA compilation of jit(train_step)" in r.getMessage()]
+    assert len(compiles) == 1, compiles
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits):
+    cfg = train.TrainConfig(epochs=3, batch_size=50, lr=1e9)
+    with pytest.raises(train.TrainingError, match=r"non-finite training loss \(nan\) in epoch 1: stopping"):
+        train.fit(jc.models.lenet(variant="modern"), digits, cfg, str(tmp_path), progress=False)
+
+
+def test_batch_size_must_divide_devices(digits):
+    mesh = train.data_mesh(jax.devices() * 1)
+    cfg = train.TrainConfig(epochs=1, batch_size=7)
+    fake = type("M", (), {"devices": np.empty(2)})()
+    with pytest.raises(train.TrainingError, match=r"--batch-size 7 is not divisible by the 2 devices"):
+        train.fit(jc.models.lenet(), digits, cfg, mesh=fake, progress=False)
+    assert mesh.devices.size == 1
+
+
+def _corrupt(step_dir):
+    for root, _, files in os.walk(step_dir):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"\x00garbage")
+
+
+def test_corrupt_newest_checkpoint_is_skipped_or_refused(tmp_path):
+    out = str(tmp_path / "run")
+    args = ["train", "--dataset", "digits", "--batch-size", "50", "--no-progress", "--out", out]
+    ref = cli(*args, "--epochs", "3", "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    assert cli(*args, "--epochs", "2").returncode == 0
+    _corrupt(os.path.join(out, "checkpoints", "2"))
+    proc = cli(*args, "--epochs", "3", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipping unreadable checkpoint {os.path.abspath(out)}/checkpoints/2" in proc.stdout
+    assert "resumed from" in proc.stdout and "(epoch 1)" in proc.stdout
+    load = lambda d: [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
+    assert same_metrics(load(out), load(str(tmp_path / "ref")))
+    for step in os.listdir(os.path.join(out, "checkpoints")):
+        _corrupt(os.path.join(out, "checkpoints", step))
+    proc = cli(*args, "--epochs", "4", "--resume")
+    assert proc.returncode == 2
+    assert "jconv: error: no usable checkpoint in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigkill_at_any_moment_then_resume_gives_the_uninterrupted_metrics(tmp_path):
+    args = ["train", "--dataset", "digits", "--batch-size", "50", "--epochs", "4", "--no-progress"]
+    ref = cli(*args, "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    expected = [json.loads(l) for l in open(tmp_path / "ref" / "metrics.jsonl")]
+    rng = np.random.default_rng(0)
+    for trial in range(2):
+        out = str(tmp_path / f"run{trial}")
+        proc = subprocess.Popen([sys.executable, "-m", "jconv._src.cli", *args, "--out", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # wait for the first epoch line, then kill at a random moment of the later ones
+            proc.stdout.readline()
+            time.sleep(float(rng.uniform(0.0, 1.5)))
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+            proc.stdout.close()
+            proc.stderr.close()
+        resumed = cli(*args, "--out", out, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        got = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+        assert same_metrics(got, expected)
+
+
+def _write_idx(path, array):
+    dtype_code = {np.uint8: 0x08, np.int32: 0x0C}[array.dtype.type]
+    header = bytes([0, 0, dtype_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = array.astype(array.dtype.newbyteorder(">")).tobytes()
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + payload)
+
+
+def test_idx_reader_and_idx_datasets(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 12).astype(np.uint8)
+    _write_idx(str(tmp_path / "plain.idx"), imgs)
+    np.testing.assert_array_equal(data.read_idx(str(tmp_path / "plain.idx")), imgs)
+    ints = rng.integers(-5, 5, (3, 4)).astype(np.int32)
+    _write_idx(str(tmp_path / "ints.idx.gz"), ints)
+    np.testing.assert_array_equal(data.read_idx(str(tmp_path / "ints.idx.gz")), ints)
+    (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03")
+    with pytest.raises(data.DataError, match="not an IDX file"):
+        data.read_idx(str(tmp_path / "bad.idx"))
+    (tmp_path / "short.idx").write_bytes((tmp_path / "plain.idx").read_bytes()[:-5])
+    with pytest.raises(data.DataError, match="payload is"):
+        data.read_idx(str(tmp_path / "short.idx"))
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    from jconv._src.data import IDX_FILES
+    for name, arr in zip(IDX_FILES, (imgs, labels, imgs[:4], labels[:4])):
+        _write_idx(str(folder / name), arr)
+    ds = data.fashion_mnist(str(tmp_path))
+    assert ds.x_train.shape == (12, 1, 28, 28) and ds.x_test.shape == (4, 1, 28, 28)
+    np.testing.assert_allclose(ds.x_train[:, 0] * 255, imgs, atol=1e-4)
+    with pytest.raises(data.DataError, match=r"mnist: missing train-images-idx3-ubyte.gz.*--download"):
+        data.mnist(str(tmp_path))
+
+
+def test_cli_help_bad_flags_and_a_one_epoch_run(tmp_path):
+    assert cli("--help").returncode == 0
+    h = cli("train", "--help")
+    assert h.returncode == 0 and "--resume" in h.stdout and "--coordinator" in h.stdout
+    bad = cli("train", "--dataset", "cifar")
+    assert bad.returncode == 2 and "choose from 'mnist5k', 'digits', 'mnist', 'fashion-mnist'" in bad.stderr
+    bad = cli("train", "--model", "vgg")
+    assert bad.returncode == 2 and "'lenet'" in bad.stderr
+    bad = cli("train", "--epochs", "0")
+    assert bad.returncode == 2 and "--epochs must be >= 1, got 0" in bad.stderr
+    bad = cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path))
+    assert bad.returncode == 2 and "put the four IDX files" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("train", "--dataset", "digits", "--lr", "1e9", "--out", str(tmp_path / "nan"), "--no-progress")
+    assert bad.returncode == 2 and "non-finite training loss" in bad.stderr
+    out = tmp_path / "one"
+    ok = cli("train", "--dataset", "digits", "--epochs", "1", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    assert "epoch   1" in ok.stdout and "final test accuracy" in ok.stdout
+    assert (out / "metrics.jsonl").exists() and (out / "curves.png").exists()
+    assert os.listdir(out / "checkpoints")
