@@ -101,6 +101,15 @@ class Layer:
         return self.apply(params, x)
 
 
+def _weight_and_bias(layer: Any, key: jax.Array, weight_shape: Shape, units: int) -> dict[str, jax.Array]:
+    """``{"weight", "bias"}`` from the layer's initializers (Xavier uniform and zeros by default)."""
+    kw, kb = jax.random.split(key)
+    params = {"weight": (layer.weight_init or xavier_uniform)(kw, weight_shape, jnp.float32)}
+    if layer.use_bias:
+        params["bias"] = (layer.bias_init or zeros)(kb, (units,), jnp.float32)
+    return params
+
+
 def _act(name: str | None, y: jax.Array) -> jax.Array:
     return y if name is None else ACTIVATIONS[name](y)
 
@@ -163,12 +172,8 @@ class Conv2D(Layer):
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
         c = self._in_channels(input_shape)
         self.output_shape(input_shape)
-        kw, kb = jax.random.split(key)
         shape = (self.channels, c // self.groups) + self.kernel_size
-        params = {"weight": (self.weight_init or xavier_uniform)(kw, shape, jnp.float32)}
-        if self.use_bias:
-            params["bias"] = (self.bias_init or zeros)(kb, (self.channels,), jnp.float32)
-        return params
+        return _weight_and_bias(self, key, shape, self.channels)
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         y = conv2d(
@@ -358,12 +363,7 @@ class Dense(Layer):
         return n
 
     def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
-        n = self._in_units(input_shape)
-        kw, kb = jax.random.split(key)
-        params = {"weight": (self.weight_init or xavier_uniform)(kw, (self.units, n), jnp.float32)}
-        if self.use_bias:
-            params["bias"] = (self.bias_init or zeros)(kb, (self.units,), jnp.float32)
-        return params
+        return _weight_and_bias(self, key, (self.units, self._in_units(input_shape)), self.units)
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         x = checks.array("Dense", "x", x)
