@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jconv._src import supervisor
 from jconv._src.data import DATASETS
 from jconv._src.models import MODELS
 from jconv._src.train import TrainConfig
@@ -51,7 +52,7 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             return _fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -63,6 +64,12 @@ def _train(args: argparse.Namespace) -> int:
             return _fail("--coordinator, --num-processes and --process-id go together")
         if not 0 <= args.process_id < args.num_processes:
             return _fail(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
+        if not supervisor.is_worker():  # the runtime aborts on a lost peer: watch it from outside
+            return supervisor.run_worker(
+                argv, process_id=args.process_id, num_processes=args.num_processes,
+                init_timeout=args.init_timeout, heartbeat_timeout=args.heartbeat_timeout,
+                out=args.out,
+            )
         import jax
 
         # Before any other JAX call: joins the multi-process runtime (gloo collectives on CPU).
@@ -87,7 +94,8 @@ def _train(args: argparse.Namespace) -> int:
         ds = data_lib.load(args.dataset, args.data_dir, args.download)
         model = MODELS[args.model](ds.num_classes)
         _, history = train_lib.fit(
-            model, ds, config, args.out, resume=args.resume, progress=not args.no_progress
+            model, ds, config, args.out, resume=args.resume,
+            progress=not (args.no_progress or supervisor.is_worker()),  # stderr is relayed by line
         )
     except (data_lib.DataError, train_lib.TrainingError) as e:
         return _fail(str(e))
@@ -101,9 +109,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     if args.command == "train":
-        return _train(args)
+        return _train(args, argv)
     if args.command == "demo":
         from jconv._src import demo
 
