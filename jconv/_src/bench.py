@@ -93,7 +93,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
     if torch is not None:
         tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
 
-        def torch_conv() -> None:
+        def torch_conv(tx: Any = tx, tw: Any = tw) -> None:  # bound now: later rows reuse the names
             (torch.nn.functional.conv2d(tx, tw, padding=1) ** 2).sum().backward()
 
         impls["pytorch"] = torch_conv
@@ -156,10 +156,14 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
     y = rng.integers(0, 10, nb).astype(np.int32)
     mask = np.ones(nb, np.float32)
     opt = train_lib.make_optimizer(0.05, 0.9)
-    params = model.init(jax.random.key(0), (1, 1, 28, 28))
-    state = {"p": params, "o": opt.init(params)}
-    step = train_lib.make_train_step(model, opt, train_lib.data_mesh())
-    batch = jax.device_put((x, y, mask))
+    # Placed exactly as fit() places them: a donated step called with arguments of another
+    # sharding (uncommitted params, a single-device batch) compiles again on the next call.
+    mesh = train_lib.data_mesh()
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    params = jax.device_put(model.init(jax.random.key(0), (1, 1, 28, 28)), repl)
+    state = {"p": params, "o": jax.device_put(opt.init(params), repl)}
+    step = train_lib.make_train_step(model, opt, mesh)
+    batch = train_lib.batch_putter(mesh, nb)(x, y, mask)
     start = time.perf_counter()
     step.lower(state["p"], state["o"], batch).compile()
     cs = time.perf_counter() - start
@@ -243,6 +247,8 @@ def main(quick: bool = False, rounds: int | None = None) -> int:
     sgemm_gflops = None
     for name, impls, flops, compile_s in rows:
         times: dict[str, list[float]] = {k: [] for k in impls}
+        for fn in impls.values():  # warm-up: caches, allocators, thread pools
+            fn()
         for _ in range(rounds):
             for k, fn in impls.items():  # interleaved: one of each per round
                 times[k].append(_time(fn, reps))
