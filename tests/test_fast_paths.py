@@ -1,6 +1,6 @@
 """Each fast path equals its reference formulation in values and gradients.
 
-* Max pooling by strided slices (CPU, non-overlapping windows) against ``reduce_window`` (whose
+* Max pooling by strided slices (CPU) against ``reduce_window`` (whose
   gradient is ``select_and_scatter``) and against PyTorch, with many ties and NaN.
 * Stride-1 convolution with the padding passed to XLA against explicit ``jnp.pad`` + VALID.
 """
@@ -21,7 +21,7 @@ from jconv._src.checks import spatial_dims
 @st.composite
 def pool_cases(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(kh, kh + 2)), draw(st.integers(kw, kw + 2))  # no overlap
+    sh, sw = draw(st.integers(1, kh + 2)), draw(st.integers(1, kw + 2))
     ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
     h, w = draw(st.integers(max(1, kh - 2 * ph), 11)), draw(st.integers(max(1, kw - 2 * pw), 11))
     n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
@@ -59,7 +59,8 @@ def test_max_pool_slices_equals_reduce_window(case):
     np.testing.assert_array_equal(y, ref(x))
     g = rng.normal(size=y.shape).astype(np.float32)
     vjp = lambda f: jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0])(x, g)  # noqa: E731
-    np.testing.assert_array_equal(vjp(fast), vjp(ref))  # same ties: first maximum
+    # Same positions (first maximum on ties); overlapping windows may sum in another order.
+    np.testing.assert_allclose(vjp(fast), vjp(ref), rtol=1e-6, atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)
@@ -79,11 +80,10 @@ def test_max_pool_slices_equals_torch_with_nan(torch, case):
     np.testing.assert_allclose(vjp(g)[0], tx.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("pool,strides,uses_slices", [(2, 2, True), ((2, 3), (2, 4), True), (3, 2, False)])
-def test_max_pool2d_dispatch_on_cpu(pool, strides, uses_slices):
+@pytest.mark.parametrize("pool,strides", [(2, 2), ((2, 3), (2, 4)), (3, 2)])
+def test_max_pool2d_uses_the_slices_on_cpu(pool, strides):
     jaxpr = str(jax.make_jaxpr(lambda x: jc.max_pool2d(x, pool, strides))(jnp.zeros((1, 1, 8, 8))))
-    assert ("reduce_window_max" not in jaxpr) == uses_slices
-    assert ("custom_vjp_call" in jaxpr) == uses_slices
+    assert "reduce_window_max" not in jaxpr and "custom_jvp_call" in jaxpr
 
 
 @pytest.mark.parametrize("padding", [0, 1, ((2, 0), (1, 3))])

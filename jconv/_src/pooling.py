@@ -82,20 +82,26 @@ def _max_pool_impl(
 ) -> jax.Array:
     """The formulation behind :func:`max_pool2d` (batched, float input, checked arguments).
 
-    Chosen from measurements on 2 CPU cores (forward + backward, float32):
+    Chosen from measurements on 2 CPU cores (forward + backward, float32, ms):
 
-    * CPU, windows that do not overlap (stride >= pool): :func:`_max_pool_slices`. XLA:CPU
-      lowers the gradient of ``reduce_window`` to ``select_and_scatter``, which runs on one
-      thread: 2x2/2 on (64, 32, 56, 56) took 114 ms that way and 22 ms with slices; on
-      LeNet's (256, 6, 28, 28), 10.8 ms against 2.7 ms.
-    * Overlapping windows (the ResNet stem's 3x3/2): ``reduce_window``; the slice form's
-      backward writes ``kh * kw`` full-size arrays and was slower (622 ms against 574 ms on
-      (32, 64, 112, 112)).
-    * Other backends: ``reduce_window`` (not measured here; their ``select_and_scatter`` is
-      parallel).
+    =========================================  =============  ==========  ==========
+    case                                       reduce_window  2-D slices  1-D passes
+    =========================================  =============  ==========  ==========
+    2x2/2 on (64, 32, 56, 56)                  107-114        22          17-25
+    3x3/2 pad 1 on (32, 64, 112, 112) (ResNet) 574-616        622         205-297
+    2x2/2 on (256, 6, 28, 28) (LeNet)          10.8           2.7         2.5-3.6
+    =========================================  =============  ==========  ==========
+
+    (1-D passes: 205 ms with a ``custom_vjp``, 276-297 ms with the ``custom_jvp`` kept here,
+    which also gives forward mode and higher orders.)
+
+    XLA:CPU lowers the gradient of ``reduce_window`` to ``select_and_scatter``, which runs on
+    one thread; pooling columns then rows with strided slices (:func:`_max_pool_slices`)
+    parallelises and, for overlapping windows, writes far less than one pass over all
+    ``kh * kw`` offsets. Other backends keep ``reduce_window`` (not measured here; their
+    ``select_and_scatter`` is parallel).
     """
-    overlapping = strides[0] < pool[0] or strides[1] < pool[1]
-    if jax.default_backend() == "cpu" and not overlapping:
+    if jax.default_backend() == "cpu":
         return _max_pool_slices(x, pool, strides, geometry, layout)
     return _max_pool_reduce_window(x, pool, strides, geometry, layout)
 
@@ -115,62 +121,48 @@ def _max_pool_reduce_window(
     )
 
 
-def _spatial_axes(layout: str) -> tuple[int, int]:
-    return (2, 3) if layout == "NCHW" else (1, 2)
+class _Axis1D(NamedTuple):
+    """One spatial axis of a pooling window: where, how wide, how padded (all static)."""
+
+    axis: int
+    k: int
+    s: int
+    lo: int  # top/left padding
+    hi: int  # bottom/right padding, including the ceil_mode extra
+    n: int  # output size
 
 
-def _window_slices(
-    x: jax.Array, pool: checks.Pair, strides: checks.Pair, geometry: PoolGeometry, layout: str
-) -> tuple[jax.Array, list[tuple[jax.Array, list[tuple[int, int, int]], Any]]]:
-    """The input padded with ``-inf``, and for each window offset ``(a, b)`` in row-major
-    order: the strided slice ``xp[..., a::sh, b::sw]`` (output-sized), the ``lax.pad``
-    configuration that puts it back in place (its transpose), and a static mask of the
-    output positions whose offset ``(a, b)`` is a real input element (``None``: all are)."""
-    axes = _spatial_axes(layout)
-    pads = _reduce_padding(layout, geometry)
-    xp = lax.pad(x, np.array(-np.inf, x.dtype), [(lo, hi, 0) for lo, hi in pads])
-    in_hw = checks.spatial_dims(x.shape, layout)
-    out = []
-    for a in range(pool[0]):
-        for b in range(pool[1]):
-            start, limit, step = [0] * 4, list(xp.shape), [1] * 4
-            back = [(0, 0, 0)] * 4
-            real = []
-            for axis, off, s, n, size, (lo, _) in zip(
-                axes, (a, b), strides, geometry.out_hw, in_hw, geometry.padding
-            ):
-                start[axis], limit[axis], step[axis] = off, off + (n - 1) * s + 1, s
-                back[axis] = (off, xp.shape[axis] - limit[axis], s - 1)
-                pos = np.arange(n) * s + off - lo
-                real.append((pos >= 0) & (pos < size))
-            mask = None
-            if not (real[0].all() and real[1].all()):
-                m = np.outer(real[0], real[1])
-                mask = m[None, None] if layout == "NCHW" else m[None, :, :, None]
-            out.append((lax.slice(xp, start, limit, step), back, mask))
-    return xp, out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
 def _max_pool_slices(
     x: jax.Array, pool: checks.Pair, strides: checks.Pair, geometry: PoolGeometry, layout: str
 ) -> jax.Array:
-    """Max pooling as the maximum of ``kh * kw`` strided slices (fused by XLA into one loop).
+    """Max pooling as two 1-D passes (columns, then rows) of strided-slice maxima.
 
-    ``lax.max`` propagates NaN. The gradient sends each output's cotangent to the first
-    position in row-major window order that equals the maximum, skipping padding (the rule
-    of ``select_and_scatter`` and of PyTorch's CPU kernel), or, when the maximum is NaN, to
-    the window's last NaN (PyTorch's rule; ``select_and_scatter`` differs there).
-    ``tests/test_fast_paths.py`` checks values and gradients against
+    A window's maximum is the maximum over its rows of each row's maximum, and the 1-D
+    gradient rule below composes to the 2-D one: the first maximum in row-major window
+    order is, within the first row holding the maximum, its first maximum (likewise the
+    last NaN). ``tests/test_fast_paths.py`` checks values and gradients against
     :func:`_max_pool_reduce_window` and PyTorch.
     """
-    _, slices = _window_slices(x, pool, strides, geometry, layout)
-    return functools.reduce(lax.max, [s for s, _, _ in slices])
+    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    for i in (1, 0):
+        (lo, hi), extra = geometry.padding[i], geometry.extra[i]
+        x = _max_pool_1d(x, _Axis1D(axes[i], pool[i], strides[i], lo, hi + extra, geometry.out_hw[i]))
+    return x
 
 
-def _max_pool_slices_fwd(x, pool, strides, geometry, layout):  # type: ignore[no-untyped-def]
-    y = _max_pool_slices(x, pool, strides, geometry, layout)
-    return y, (x, y)
+def _slices_1d(x: jax.Array, a: _Axis1D, fill: float) -> list[jax.Array]:
+    """``x`` padded with ``fill`` along ``a.axis``, then for each window offset ``j`` the
+    output-sized strided slice ``xp[j::s]``."""
+    cfg = [(0, 0, 0)] * x.ndim
+    cfg[a.axis] = (a.lo, a.hi, 0)
+    xp = lax.pad(x, np.array(fill, x.dtype), cfg)
+    return [lax.slice_in_dim(xp, j, j + (a.n - 1) * a.s + 1, a.s, a.axis) for j in range(a.k)]
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max_pool_1d(x: jax.Array, a: _Axis1D) -> jax.Array:
+    """Max over windows along one axis; ``lax.max`` propagates NaN."""
+    return functools.reduce(lax.max, _slices_1d(x, a, -np.inf))
 
 
 def _first_hits(hits: list[jax.Array]) -> list[jax.Array]:
@@ -182,24 +174,30 @@ def _first_hits(hits: list[jax.Array]) -> list[jax.Array]:
     return out
 
 
-def _max_pool_slices_bwd(pool, strides, geometry, layout, res, g):  # type: ignore[no-untyped-def]
-    x, y = res
-    _, slices = _window_slices(x, pool, strides, geometry, layout)
-    equal = [(s == y) if mask is None else (s == y) & mask for s, _, mask in slices]
-    nan = [jnp.isnan(s) for s, _, _ in slices]  # padding is -inf, never NaN
-    # Ties: the first maximum in window order; a NaN maximum: the last NaN (PyTorch's CPU
-    # kernel keeps replacing its pick while ``val > max || isnan(val)``).
-    picks = [a | b for a, b in zip(_first_hits(equal), _first_hits(nan[::-1])[::-1])]
-    zero = np.array(0, g.dtype)
-    gxp = functools.reduce(
-        lax.add, [lax.pad(jnp.where(p, g, zero), zero, back) for p, (_, back, _) in zip(picks, slices)]
+@_max_pool_1d.defjvp
+def _max_pool_1d_jvp(a: _Axis1D, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    """Each output takes the tangent of one window position: the first equal to the maximum
+    (padding never counts), or, for a NaN maximum, the window's last NaN (PyTorch's CPU
+    kernel keeps replacing its pick while ``val > max || isnan(val)``; ``select_and_scatter``
+    agrees on ties). Linear in the tangent, so JAX transposes it into the gradient (a
+    strided scatter), and forward mode and higher orders work too."""
+    (x,), (t,) = primals, tangents
+    slices = _slices_1d(x, a, -np.inf)
+    y = functools.reduce(lax.max, slices)
+    pos = np.arange(a.n)[:, None] * a.s + np.arange(a.k)[None, :] - a.lo  # (n, k)
+    real = ((pos >= 0) & (pos < x.shape[a.axis]))
+    shape = [-1 if d == a.axis else 1 for d in range(x.ndim)]
+    equal = [
+        (s == y) if real[:, j].all() else (s == y) & real[:, j].reshape(shape)
+        for j, s in enumerate(slices)
+    ]
+    nan = [jnp.isnan(s) for s in slices]  # padding is -inf, never NaN
+    picks = [e | n for e, n in zip(_first_hits(equal), _first_hits(nan[::-1])[::-1])]
+    zero = np.array(0, t.dtype)
+    t_out = functools.reduce(
+        lax.add, [jnp.where(p, ts, zero) for p, ts in zip(picks, _slices_1d(t, a, 0))]
     )
-    pads = _reduce_padding(layout, geometry)
-    gx = lax.slice(gxp, [lo for lo, _ in pads], [lo + n for (lo, _), n in zip(pads, x.shape)])
-    return (gx,)
-
-
-_max_pool_slices.defvjp(_max_pool_slices_fwd, _max_pool_slices_bwd)
+    return y, t_out
 
 
 def _avg_pool_impl(
