@@ -290,6 +290,8 @@ def max_pool2d(
       to its output, as in PyTorch.
     * Gradient: each output's cotangent goes to the position of its window's maximum; when
       several positions tie, to the first in row-major window order (PyTorch's CPU rule).
+      When the maximum is NaN, the cotangent goes to the window's last NaN on CPU (as
+      PyTorch); other backends use ``select_and_scatter``, whose NaN routing differs.
 
     Raises:
       ValueError, TypeError: see :func:`conv2d`; also padding not smaller than the window.
