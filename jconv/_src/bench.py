@@ -51,13 +51,12 @@ def _time(fn: Timed, reps: int) -> float:
 
 
 def _jax_timed(f: Callable, *args: Any) -> tuple[Timed, float]:
-    """A blocking call of jitted ``f`` and its compile time (measured apart, then warmed up)."""
+    """A blocking call of compiled ``f`` and its compile time, measured apart (``main`` warms
+    every implementation up before timing)."""
     start = time.perf_counter()
     compiled = jax.jit(f).lower(*args).compile()
     compile_s = time.perf_counter() - start
-    run = lambda: jax.block_until_ready(compiled(*args))
-    run()
-    return run, compile_s
+    return lambda: jax.block_until_ready(compiled(*args)), compile_s
 
 
 def _conv_case(n: int, c: int, o: int, hw: int, k: int) -> dict:
@@ -172,7 +171,6 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
         state["p"], state["o"], m = step(state["p"], state["o"], batch)
         jax.block_until_ready(m)
 
-    run()
     impls: dict[str, Timed] = {"jconv": run}
     if torch is not None:
         tnn = torch.nn
@@ -218,7 +216,6 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
             fstate["p"], fstate["o"], l = fstep(fstate["p"], fstate["o"], xh, y)
             jax.block_until_ready(l)
 
-        flax_run()
         impls["flax"] = flax_run
     return (f"LeNet (ReLU, max pool) train step, batch {nb}", impls, None, cs)
 
