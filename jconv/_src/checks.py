@@ -144,9 +144,15 @@ def from_nchw(y: jax.Array, layout_: str) -> jax.Array:
     return y if layout_ == "NCHW" else jnp.transpose(y, (0, 2, 3, 1))
 
 
+def spatial_axes(layout_: str) -> Pair:
+    """The axes of ``H`` and ``W`` in a batched array of the given layout."""
+    return (2, 3) if layout_ == "NCHW" else (1, 2)
+
+
 def spatial_dims(shape: Sequence[int], layout_: str) -> Pair:
     """``(H, W)`` of a batched shape in the given layout."""
-    return (shape[2], shape[3]) if layout_ == "NCHW" else (shape[1], shape[2])
+    h, w = spatial_axes(layout_)
+    return (shape[h], shape[w])
 
 
 def channels(shape: Sequence[int], layout_: str) -> int:

@@ -81,7 +81,7 @@ def _conv2d_impl(
     """
     padding: Any = geometry.padding
     if strides != (1, 1):
-        h_axis, w_axis = (2, 3) if layout == "NCHW" else (1, 2)
+        h_axis, w_axis = checks.spatial_axes(layout)
         widths = [(0, 0)] * 4
         widths[h_axis], widths[w_axis] = geometry.padding
         x = jnp.pad(x, widths)

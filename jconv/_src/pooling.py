@@ -143,7 +143,7 @@ def _max_pool_slices(
     last NaN). ``tests/test_fast_paths.py`` checks values and gradients against
     :func:`_max_pool_reduce_window` and PyTorch.
     """
-    axes = (2, 3) if layout == "NCHW" else (1, 2)
+    axes = checks.spatial_axes(layout)
     for i in (1, 0):
         (lo, hi), extra = geometry.padding[i], geometry.extra[i]
         x = _max_pool_1d(x, _Axis1D(axes[i], pool[i], strides[i], lo, hi + extra, geometry.out_hw[i]))
@@ -185,7 +185,7 @@ def _max_pool_1d_jvp(a: _Axis1D, primals: tuple, tangents: tuple) -> tuple[jax.A
     slices = _slices_1d(x, a, -np.inf)
     y = functools.reduce(lax.max, slices)
     pos = np.arange(a.n)[:, None] * a.s + np.arange(a.k)[None, :] - a.lo  # (n, k)
-    real = ((pos >= 0) & (pos < x.shape[a.axis]))
+    real = (pos >= 0) & (pos < x.shape[a.axis])
     shape = [-1 if d == a.axis else 1 for d in range(x.ndim)]
     equal = [
         (s == y) if real[:, j].all() else (s == y) & real[:, j].reshape(shape)
