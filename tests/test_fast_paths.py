@@ -3,6 +3,8 @@
 * Max pooling by strided slices (CPU) against ``reduce_window`` (whose
   gradient is ``select_and_scatter``) and against PyTorch, with many ties and NaN.
 * Stride-1 convolution with the padding passed to XLA against explicit ``jnp.pad`` + VALID.
+* The CPU convolution (per-offset weight gradient, one-channel broadcast products) against
+  one ``conv_general_dilated``: values, reverse and forward mode, second order.
 """
 
 import hypothesis.strategies as st
@@ -12,9 +14,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from jax import lax
+from jax.test_util import check_grads
 
 import jconv as jc
-from jconv._src import pooling
+from jconv._src import conv, pooling
 from jconv._src.checks import spatial_dims
 
 
@@ -106,3 +109,91 @@ def test_stride_one_conv_equals_explicit_padding(padding, layout):
     g = rng.normal(size=ref(x, w).shape).astype(np.float32)
     for a, b in zip(jax.vjp(fast, x, w)[1](g), jax.vjp(ref, x, w)[1](g)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+@st.composite
+def conv_cases(draw):
+    kh, kw = draw(st.sampled_from([(1, 1), (1, 1), (1, 3), (2, 2), (3, 3), (4, 2)]))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pad = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2))
+    h = draw(st.integers(max(1, (kh - 1) * dh + 1 - sum(pad[0])), 10))
+    w = draw(st.integers(max(1, (kw - 1) * dw + 1 - sum(pad[1])), 10))
+    n, c, o = draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 5])), draw(st.integers(1, 4))
+    layout = draw(st.sampled_from(["NCHW", "NHWC"]))
+    return (n, c, h, w), (o, c, kh, kw), (sh, sw), (dh, dw), pad, layout, draw(st.integers(0, 2**31 - 1))
+
+
+def _conv_forms(case):
+    """The two CPU formulations (XLA's convolution with the per-offset weight gradient; all
+    offsets as matmuls, which serves 1x1 kernels) and the reference, for any geometry."""
+    (n, c, h, w), wshape, strides, dilation, pad, layout, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, c, h, w) if layout == "NCHW" else (n, h, w, c)).astype(np.float32)
+    wt = rng.normal(size=wshape).astype(np.float32)
+    geo = conv.conv_geometry("t", (h, w), wshape[2:], strides, pad, dilation)
+    spec = conv._ConvSpec(strides, geo, dilation, layout, None)
+    forms = {
+        "xla conv, offsets weight gradient": lambda x, w: conv._conv_cpu(x, w, spec),
+        "offsets": lambda x, w: conv._conv_offsets(conv._taps(x, spec, w.shape[2:]), w, spec),
+    }
+    ref = lambda x, w: conv._conv_xla(x, w, spec)  # noqa: E731
+    return forms, ref, x, wt, rng
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_cases())
+def test_cpu_convs_equal_xla_conv(case):
+    forms, ref, x, w, rng = _conv_forms(case)
+    y = ref(x, w)
+    g = rng.normal(size=y.shape).astype(np.float32)
+    tx, tw = rng.normal(size=x.shape).astype(np.float32), rng.normal(size=w.shape).astype(np.float32)
+    vjp = lambda f: jax.jit(lambda x, w, g: jax.vjp(f, x, w)[1](g))(x, w, g)  # noqa: E731
+    jvp = lambda f: jax.jvp(f, (x, w), (tx, tw))[1]  # noqa: E731
+    want_dx, want_dw = vjp(ref)
+    for name, fast in forms.items():
+        np.testing.assert_allclose(jax.jit(fast)(x, w), y, rtol=1e-5, atol=1e-5, err_msg=name)
+        for a, b in zip(vjp(fast), (want_dx, want_dw)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(jvp(fast), jvp(ref), rtol=1e-4, atol=1e-4, err_msg=name)
+        # one tangent at a time (inside _conv_cpu's rule the other is a symbolic zero)
+        only_w = jax.grad(lambda w: jnp.sum(fast(x, w) * g))(w)
+        np.testing.assert_allclose(only_w, want_dw, rtol=1e-4, atol=1e-4, err_msg=name)
+        only_x = jax.grad(lambda x: jnp.sum(fast(x, w) * g))(x)
+        np.testing.assert_allclose(only_x, want_dx, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("kernel,strides,layout", [((3, 2), 1, "NCHW"), ((3, 3), 1, "NHWC"), ((1, 1), 2, "NCHW")])
+def test_cpu_convs_second_order(kernel, strides, layout):
+    case = ((2, 3, 6, 5), (3, 3) + kernel, (strides, strides), (1, 1), ((1, 1), (0, 1)), layout, 0)
+    forms, _, x, w, _ = _conv_forms(case)
+    for fast in forms.values():
+        check_grads(fast, (x, w), order=2, modes=("fwd", "rev"), atol=5e-2, rtol=5e-2)
+
+
+def _jaxpr(f, *args):
+    return str(jax.make_jaxpr(f)(*args))
+
+
+def test_conv2d_picks_the_formulation_by_shape():  # the tests run on CPU
+    conv2d = lambda x, w, **kw: jc.conv2d(x, w, padding="same", **kw)  # noqa: E731
+    big = _jaxpr(conv2d, jnp.zeros((1, 64, 28, 28)), jnp.zeros((64, 64, 3, 3)))
+    assert "custom_jvp_call" in big  # per-offset weight gradient
+    small = _jaxpr(conv2d, jnp.zeros((1, 3, 28, 28)), jnp.zeros((4, 3, 3, 3)))
+    assert "custom_jvp_call" not in small and "conv_general_dilated" in small
+    one = _jaxpr(conv2d, jnp.zeros((1, 8, 9, 9)), jnp.zeros((4, 8, 1, 1)))
+    assert "conv_general_dilated" not in one and "dot_general" in one
+    grouped = _jaxpr(lambda x, w: conv2d(x, w, groups=2), jnp.zeros((1, 64, 28, 28)), jnp.zeros((64, 32, 3, 3)))
+    assert "custom_jvp_call" not in grouped and "dot_general" not in grouped
+
+
+def test_cpu_conv_gradients_skip_the_unneeded_term():
+    # Only the weight gradient (a first layer's data input): the primal convolution and the
+    # per-offset matmuls, no input-gradient convolution; only the input gradient: no matmuls.
+    case = ((2, 3, 8, 8), (4, 3, 3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), "NCHW", 0)
+    forms, _, x, w, _ = _conv_forms(case)
+    fast = forms["xla conv, offsets weight gradient"]
+    gw = _jaxpr(jax.grad(lambda w: fast(x, w).sum()), w)
+    assert gw.count("conv_general_dilated") == 1 and "dot_general" in gw
+    gx = _jaxpr(jax.grad(lambda x: fast(x, w).sum()), x)
+    assert gx.count("conv_general_dilated") == 2 and "dot_general" not in gx
