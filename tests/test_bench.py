@@ -9,6 +9,6 @@ def test_bench_quick_prints_the_table():
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| workload | jconv ms | PyTorch ms |" in proc.stdout
-    for row in ("sgemm", "conv 3x3", "max pool 2x2/2", "ResNet stem", "avg pool 2x2/2",
+    for row in ("sgemm", "conv 3x3", "conv 1x1", "max pool 2x2/2", "ResNet stem", "avg pool 2x2/2",
                 "LeNet conv1", "LeNet conv2", "train step", "examples/s"):
         assert row in proc.stdout, row
