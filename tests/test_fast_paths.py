@@ -183,6 +183,8 @@ def test_conv2d_picks_the_formulation_by_shape():  # the tests run on CPU
     assert "custom_jvp_call" not in small and "conv_general_dilated" in small
     one = _jaxpr(conv2d, jnp.zeros((1, 8, 9, 9)), jnp.zeros((4, 8, 1, 1)))
     assert "conv_general_dilated" not in one and "dot_general" in one
+    wide = _jaxpr(conv2d, jax.ShapeDtypeStruct((256, 512, 4, 4), jnp.float32), jnp.zeros((512, 512, 1, 1)))
+    assert "conv_general_dilated" in wide and "dot_general" not in wide  # (N, O, C) too big
     grouped = _jaxpr(lambda x, w: conv2d(x, w, groups=2), jnp.zeros((1, 64, 28, 28)), jnp.zeros((64, 32, 3, 3)))
     assert "custom_jvp_call" not in grouped and "dot_general" not in grouped
 
