@@ -134,7 +134,7 @@ def _conv_forms(case):
     geo = conv.conv_geometry("t", (h, w), wshape[2:], strides, pad, dilation)
     spec = conv._ConvSpec(strides, geo, dilation, layout, None)
     forms = {
-        "xla conv, offsets weight gradient": lambda x, w: conv._conv_cpu(x, w, spec),
+        "xla conv, offsets weight gradient": lambda x, w: conv._conv_offsets_wgrad(x, w, spec),
         "offsets": lambda x, w: conv._conv_offsets(conv._taps(x, spec, w.shape[2:]), w, spec),
     }
     ref = lambda x, w: conv._conv_xla(x, w, spec)  # noqa: E731
@@ -156,7 +156,7 @@ def test_cpu_convs_equal_xla_conv(case):
         for a, b in zip(vjp(fast), (want_dx, want_dw)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
         np.testing.assert_allclose(jvp(fast), jvp(ref), rtol=1e-4, atol=1e-4, err_msg=name)
-        # one tangent at a time (inside _conv_cpu's rule the other is a symbolic zero)
+        # one tangent at a time (inside _conv_offsets_wgrad's rule the other is a symbolic zero)
         only_w = jax.grad(lambda w: jnp.sum(fast(x, w) * g))(w)
         np.testing.assert_allclose(only_w, want_dw, rtol=1e-4, atol=1e-4, err_msg=name)
         only_x = jax.grad(lambda x: jnp.sum(fast(x, w) * g))(x)

@@ -95,8 +95,8 @@ def _conv2d_impl(
       ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
       5.4 against XLA's convolution 12.2, input gradient 4.7 against 13.0, weight gradient
       7.9 against 45.3.
-    * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_cpu`, XLA's
-      convolution whose weight gradient is one batched matmul per kernel offset (forward +
+    * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
+      XLA's convolution whose weight gradient is one batched matmul per kernel offset (forward +
       backward of the 3x3 case: 175 against 241. In NHWC it gained nothing: 224 against 219;
       1x1 in NHWC: 24 against 75).
     * Everything else (grouped convolutions, other backends, and batches where the
@@ -105,11 +105,12 @@ def _conv2d_impl(
     """
     spec = _ConvSpec(strides, geometry, dilation, layout, precision)
     out_ch, c, kh, kw = weight.shape
-    if groups == 1 and jax.default_backend() == "cpu" and x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS:
+    small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
+    if groups == 1 and small and jax.default_backend() == "cpu":
         if (kh, kw) == (1, 1):
             return _conv_offsets(_taps(x, spec, (1, 1)), weight, spec)
         if layout == "NCHW" and _offsets_win(c, out_ch, geometry.out_hw):
-            return _conv_cpu(x, weight, spec)
+            return _conv_offsets_wgrad(x, weight, spec)
     return _conv_xla(x, weight, spec, groups)
 
 
@@ -150,9 +151,7 @@ def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1)
     padding: Any = spec.geometry.padding
     if spec.strides != (1, 1):
         h_axis, w_axis = checks.spatial_axes(spec.layout)
-        widths = [(0, 0)] * 4
-        widths[h_axis], widths[w_axis] = spec.geometry.padding
-        x = jnp.pad(x, widths)
+        x = _pad(x, spec)
         kh, kw = weight.shape[2:]
         for axis, out, s, k, d in zip(
             (h_axis, w_axis), spec.geometry.out_hw, spec.strides, (kh, kw), spec.dilation
@@ -171,14 +170,20 @@ def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1)
     )
 
 
+def _pad(x: jax.Array, spec: _ConvSpec) -> jax.Array:
+    """``x`` with the convolution's zero padding applied to its spatial axes."""
+    widths = [(0, 0)] * 4
+    h_axis, w_axis = checks.spatial_axes(spec.layout)
+    widths[h_axis], widths[w_axis] = spec.geometry.padding
+    return jnp.pad(x, widths)
+
+
 def _taps(x: jax.Array, spec: _ConvSpec, kernel_hw: checks.Pair) -> list[jax.Array]:
     """For each kernel offset ``(a, b)`` in row-major order, the input rows and columns it
     meets: ``x_pad[..., a*dh :: sh, b*dw :: sw]`` cut to the output size (``(N, C, H', W')``
     in NCHW, ``(N, H', W', C)`` in NHWC). ``conv2d`` is ``sum_ab weight[:, :, a, b] @ tap``."""
     h_axis, w_axis = checks.spatial_axes(spec.layout)
-    widths = [(0, 0)] * 4
-    widths[h_axis], widths[w_axis] = spec.geometry.padding
-    xp = jnp.pad(x, widths)
+    xp = _pad(x, spec)
     (oh, ow), (sh, sw), (dh, dw) = spec.geometry.out_hw, spec.strides, spec.dilation
     taps = []
     for a in range(kernel_hw[0]):
@@ -211,7 +216,7 @@ def _conv_offsets(taps: list[jax.Array], weight: jax.Array, spec: _ConvSpec) -> 
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _conv_cpu(x: jax.Array, weight: jax.Array, spec: _ConvSpec) -> jax.Array:
+def _conv_offsets_wgrad(x: jax.Array, weight: jax.Array, spec: _ConvSpec) -> jax.Array:
     """XLA's convolution, differentiated with the weight gradient of :func:`_conv_offsets`.
 
     The forward and the input gradient stay XLA's (the offsets' matmuls lose there: 89
@@ -223,13 +228,15 @@ def _conv_cpu(x: jax.Array, weight: jax.Array, spec: _ConvSpec) -> jax.Array:
     return _conv_xla(x, weight, spec)
 
 
-@functools.partial(_conv_cpu.defjvp, symbolic_zeros=True)
-def _conv_cpu_jvp(spec: _ConvSpec, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+@functools.partial(_conv_offsets_wgrad.defjvp, symbolic_zeros=True)
+def _conv_offsets_wgrad_jvp(
+    spec: _ConvSpec, primals: tuple, tangents: tuple
+) -> tuple[jax.Array, jax.Array]:
     """``d conv(x, w) = conv(dx, w) + conv(x, dw)``; JAX transposes each term into its
     gradient. A symbolic-zero tangent (the data of a first layer, frozen weights) costs
     nothing."""
     (x, weight), (dx, dw) = primals, tangents
-    y = _conv_cpu(x, weight, spec)
+    y = _conv_offsets_wgrad(x, weight, spec)
     terms = []
     if not isinstance(dx, SymbolicZero):
         terms.append(_conv_xla(dx, weight, spec))
