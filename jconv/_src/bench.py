@@ -83,40 +83,26 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         impls["pytorch"] = lambda: torch.mm(ta, ta)
     rows.append((f"sgemm {n}x{n}", impls, 2 * n**3, cs))
 
-    # conv 3x3 forward + backward
-    case = _conv_case(2 if quick else 16, 16 if quick else 64, 16 if quick else 64, 28 if quick else 56, 3)
-    x, w = case["x"], case["w"]
-    loss = lambda x, w: (jc.conv2d(x, w, padding=1) ** 2).sum()
-    impls = {}
-    impls["jconv"], cs = _jax_timed(jax.grad(loss, (0, 1)), x, w)
-    if torch is not None:
-        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    # conv 3x3 and 1x1 ('same' padding; 1x1: NiN, GoogLeNet, ResNet bottlenecks), fwd + bwd
+    for k in (3, 1):
+        case = _conv_case(2 if quick else 16, 16 if quick else 64, 16 if quick else 64, 28 if quick else 56, k)
+        x, w, pad = case["x"], case["w"], k // 2
+        impls = {}
+        loss = lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum()
+        impls["jconv"], cs = _jax_timed(jax.grad(loss, (0, 1)), x, w)
+        if torch is not None:
+            tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
 
-        def torch_conv(tx: Any = tx, tw: Any = tw) -> None:  # bound now: later rows reuse the names
-            (torch.nn.functional.conv2d(tx, tw, padding=1) ** 2).sum().backward()
+            def torch_conv(tx: Any = tx, tw: Any = tw, pad: int = pad) -> None:  # bound now
+                (torch.nn.functional.conv2d(tx, tw, padding=pad) ** 2).sum().backward()
 
-        impls["pytorch"] = torch_conv
-    if linen is not None:
-        xh, wh = np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (2, 3, 1, 0))
-        conv = linen.Conv(w.shape[0], (3, 3), padding=1, use_bias=False)
-        fl = lambda xh, wh: (conv.apply({"params": {"kernel": wh}}, xh) ** 2).sum()
-        impls["flax"], _ = _jax_timed(jax.grad(fl, (0, 1)), xh, wh)
-    rows.append((f"conv 3x3 {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
-
-    # conv 1x1 (NiN, GoogLeNet, ResNet bottlenecks) forward + backward
-    case = _conv_case(2 if quick else 16, 16 if quick else 64, 16 if quick else 64, 28 if quick else 56, 1)
-    x, w = case["x"], case["w"]
-    impls = {}
-    impls["jconv"], cs = _jax_timed(jax.grad(lambda x, w: (jc.conv2d(x, w) ** 2).sum(), (0, 1)), x, w)
-    if torch is not None:
-        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-        impls["pytorch"] = lambda tx=tx, tw=tw: (torch.nn.functional.conv2d(tx, tw) ** 2).sum().backward()
-    if linen is not None:
-        xh, wh = np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (2, 3, 1, 0))
-        conv1 = linen.Conv(w.shape[0], (1, 1), use_bias=False)
-        fl1 = lambda xh, wh: (conv1.apply({"params": {"kernel": wh}}, xh) ** 2).sum()
-        impls["flax"], _ = _jax_timed(jax.grad(fl1, (0, 1)), xh, wh)
-    rows.append((f"conv 1x1 {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
+            impls["pytorch"] = torch_conv
+        if linen is not None:
+            xh, wh = np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (2, 3, 1, 0))
+            conv = linen.Conv(w.shape[0], (k, k), padding=pad, use_bias=False)
+            fl = lambda xh, wh, conv=conv: (conv.apply({"params": {"kernel": wh}}, xh) ** 2).sum()
+            impls["flax"], _ = _jax_timed(jax.grad(fl, (0, 1)), xh, wh)
+        rows.append((f"conv {k}x{k} {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
 
     # pooling rows, forward + backward
     rng = np.random.default_rng(1)
