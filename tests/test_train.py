@@ -4,10 +4,12 @@ import gzip
 import json
 import logging
 import os
+import re
 import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -85,13 +87,13 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, digits):
         train.fit(jc.models.lenet(variant="modern"), digits, cfg, str(tmp_path), progress=False)
 
 
-def test_batch_size_must_divide_devices(digits):
-    mesh = train.data_mesh(jax.devices() * 1)
-    cfg = train.TrainConfig(epochs=1, batch_size=7)
-    fake = type("M", (), {"devices": np.empty(2)})()
-    with pytest.raises(train.TrainingError, match=r"--batch-size 7 is not divisible by the 2 devices"):
-        train.fit(jc.models.lenet(), digits, cfg, mesh=fake, progress=False)
-    assert mesh.devices.size == 1
+def test_batch_size_must_divide_devices(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = subprocess.run([sys.executable, "-m", "jconv._src.cli", "train", "--dataset", "digits",
+                           "--batch-size", "7", "--out", str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "jconv: error: --batch-size 7 is not divisible by the 2 devices of the data mesh" in proc.stderr
 
 
 def _corrupt(step_dir):
@@ -107,11 +109,13 @@ def test_corrupt_newest_checkpoint_is_skipped_or_refused(tmp_path):
     ref = cli(*args, "--epochs", "3", "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
     assert cli(*args, "--epochs", "2").returncode == 0
-    _corrupt(os.path.join(out, "checkpoints", "2"))
+    steps = 29  # ceil(1437 / 50) per epoch: checkpoints are named by steps done
+    assert sorted(os.listdir(os.path.join(out, "checkpoints")), key=int) == [str(steps), str(2 * steps)]
+    _corrupt(os.path.join(out, "checkpoints", str(2 * steps)))
     proc = cli(*args, "--epochs", "3", "--resume")
     assert proc.returncode == 0, proc.stderr
-    assert f"skipping unreadable checkpoint {os.path.abspath(out)}/checkpoints/2" in proc.stdout
-    assert "resumed from" in proc.stdout and "(epoch 1)" in proc.stdout
+    assert f"skipping unreadable checkpoint {os.path.abspath(out)}/checkpoints/{2 * steps}" in proc.stdout
+    assert f"resumed from {os.path.abspath(out)}/checkpoints/{steps} (end of epoch 1)" in proc.stdout
     load = lambda d: [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
     assert same_metrics(load(out), load(str(tmp_path / "ref")))
     for step in os.listdir(os.path.join(out, "checkpoints")):
@@ -204,3 +208,86 @@ def test_cli_help_bad_flags_and_a_one_epoch_run(tmp_path):
     assert "epoch   1" in ok.stdout and "final test accuracy" in ok.stdout
     assert (out / "metrics.jsonl").exists() and (out / "curves.png").exists()
     assert os.listdir(out / "checkpoints")
+
+
+def _wait_in_file(path, pattern, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, open(path, errors="replace").read()):
+        assert proc.poll() is None, open(path).read()[-2000:]
+        assert time.monotonic() < deadline, f"{pattern} never appeared"
+        time.sleep(0.02)
+
+
+def test_sigterm_mid_epoch_commits_a_checkpoint_and_resume_equals_uninterrupted(tmp_path):
+    # batch 8: 180 steps per epoch, long enough to signal in the middle of epoch 2
+    args = ["train", "--dataset", "digits", "--batch-size", "8", "--lr", "0.01", "--epochs", "3"]
+    ref = cli(*args, "--no-progress", "--out", str(tmp_path / "ref"))
+    assert ref.returncode == 0, ref.stderr
+    out, err = tmp_path / "run", tmp_path / "run.err"
+    with open(err, "w") as f:  # the progress bar (on stderr) tells where the run is
+        proc = subprocess.Popen([sys.executable, "-m", "jconv._src.cli", *args, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=f, text=True)
+    try:
+        _wait_in_file(err, r"epoch 2/3: +[1-9]\d%", proc)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = open(err).read()
+    assert proc.returncode == 143, text[-2000:]
+    found = re.search(r"jconv: preempted \(SIGTERM\) at epoch 2 step (\d+); checkpoint in "
+                      r"(\S+)/(\d+); restart every process with --resume", text)
+    assert found, text[-2000:]
+    step, ckdir, done = int(found[1]), found[2], int(found[3])
+    assert 0 < step < 180 and done == 180 + step and ckdir == str(out / "checkpoints")
+    assert sorted(os.listdir(ckdir), key=int) == ["180", str(done)]  # committed, no temporary folder
+    assert "epoch   2" not in stdout
+    resumed = cli(*args, "--no-progress", "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {ckdir}/{done} (epoch 2, step {step} of 180)" in resumed.stdout
+    load = lambda d: [json.loads(l) for l in open(d / "metrics.jsonl")]
+    assert same_metrics(load(out), load(tmp_path / "ref"))
+
+
+WATCH_SCRIPT = """
+import os, signal, sys, time
+from jconv._src.preemption import PreemptionWatch
+with PreemptionWatch() as watch:
+    assert not watch.reached(0)
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    time.sleep(0.2)
+    assert watch.reached(1) and watch.signal_name == sys.argv[1], watch.signal_name
+    print("first signal noted", flush=True)
+    os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+    time.sleep(30)
+print("not stopped")
+"""
+
+
+@pytest.mark.parametrize("first, second, code", [("SIGTERM", "SIGINT", 130), ("SIGINT", "SIGTERM", 143)])
+def test_first_signal_is_noted_and_a_second_one_stops_at_once(first, second, code):
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", WATCH_SCRIPT, first, second], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == code, proc.stderr
+    assert time.monotonic() - t0 < 25
+    assert proc.stdout == "first signal noted\n"
+    assert f"jconv: second {second}: stopping at once" in proc.stderr
+
+
+def test_fit_without_out_is_preempted_cleanly(digits):
+    """``fit`` from Python: the signal raises ``Preempted`` (nothing to save without ``out``) and
+    the previous handlers are back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    before = signal.getsignal(signal.SIGTERM)
+
+    def log(line):  # the signal arrives while epoch 2 is about to start
+        if line.startswith("epoch   1"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(train.Preempted, match=r"preempted \(SIGTERM\) at the start of epoch 2; no checkpoint"):
+        train.fit(jc.models.lenet(variant="modern"), digits, train.TrainConfig(epochs=1000, batch_size=50),
+                  progress=False, log=log)
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -8,6 +8,7 @@ import sys
 from jconv._src import supervisor
 from jconv._src.data import DATASETS
 from jconv._src.models import MODELS
+from jconv._src.preemption import EXIT_CODE
 from jconv._src.train import TrainConfig
 
 _DEFAULTS = TrainConfig()
@@ -97,6 +98,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             model, ds, config, args.out, resume=args.resume,
             progress=not (args.no_progress or supervisor.is_worker()),  # stderr is relayed by line
         )
+    except train_lib.Preempted as e:
+        print(f"jconv: {e}", file=sys.stderr)
+        return EXIT_CODE
     except (data_lib.DataError, train_lib.TrainingError) as e:
         return _fail(str(e))
     import jax

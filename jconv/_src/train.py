@@ -24,6 +24,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jconv._src import data as data_lib
 from jconv._src.layers import Layer
+from jconv._src.multiprocess import check_same_run
+from jconv._src.preemption import PreemptionWatch
 
 
 class TrainingError(Exception):
@@ -127,9 +129,10 @@ def batch_putter(mesh: Mesh, batch_size: int) -> Callable[[np.ndarray, np.ndarra
     return put
 
 
-def _sum_metrics(ms: list[Metrics]) -> tuple[float, float, float]:
-    total = jax.tree.map(lambda *xs: jnp.sum(jnp.stack(xs)), *ms)
-    loss_sum, correct, count = (float(v) for v in jax.device_get(total))
+def _sum_metrics(ms: list[Any]) -> tuple[float, float, float]:
+    """Sums per-step :class:`Metrics` (device arrays or host triples) in order, in float64."""
+    rows = np.asarray(jax.device_get([tuple(m) for m in ms]), np.float64).reshape(-1, 3)
+    loss_sum, correct, count = (float(v) for v in rows.sum(axis=0))
     return loss_sum, correct, count
 
 
@@ -140,8 +143,18 @@ def evaluate(eval_step: Callable, params: Any, x: np.ndarray, y: np.ndarray, put
     return correct / count
 
 
+class Preempted(TrainingError):
+    """The run stopped at a preemption signal after committing a checkpoint (or without one)."""
+
+    def __init__(self, message: str, epoch: int, step: int, directory: str | None):
+        super().__init__(message)
+        self.epoch, self.step, self.directory = epoch, step, directory
+
+
 class _Checkpoints:
-    """orbax-checkpoint's manager over ``DIR/checkpoints``: one step per finished epoch."""
+    """orbax-checkpoint's manager over ``DIR/checkpoints``, one orbax step per optimizer step
+    count: ``DIR/checkpoints/<steps done>``, written at the end of every epoch and at a
+    preemption (then mid-epoch, with the position and the epoch's metrics so far)."""
 
     def __init__(self, directory: str, keep: int = 3):
         import orbax.checkpoint as ocp
@@ -153,15 +166,18 @@ class _Checkpoints:
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True),
         )
 
-    def save(self, epoch: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> None:
         args = self._ocp.args
-        if epoch in self.manager.all_steps():  # an unreadable one that resume skipped
-            self.manager.delete(epoch)
+        if step in self.manager.all_steps():  # an unreadable one that resume skipped
+            self.manager.delete(step)
         self.manager.save(
-            epoch,
+            step,
             args=args.Composite(state=args.StandardSave(state), meta=args.JsonSave(meta)),
             force=True,
         )
+
+    def has(self, step: int) -> bool:
+        return step in self.manager.all_steps()
 
     def restore_newest(self, abstract_state: dict[str, Any], log: Callable[[str], None]) -> tuple[dict, dict] | None:
         """The newest checkpoint that restores cleanly; corrupt ones are skipped with a note."""
@@ -177,7 +193,7 @@ class _Checkpoints:
                     ),
                 )
                 state, meta = out["state"], out["meta"]
-                if not isinstance(meta, dict) or meta.get("epoch") != step:
+                if not isinstance(meta, dict) or meta.get("global_step") != step:
                     raise ValueError("metadata missing or inconsistent")
                 return state, meta
             except Exception as e:  # orbax raises many kinds for damaged files
@@ -185,10 +201,13 @@ class _Checkpoints:
                 log(f"skipping unreadable checkpoint {path}: {type(e).__name__}: {first}")
         if steps:
             raise TrainingError(
-                f"no usable checkpoint in {self.directory} (tried epochs {steps}); "
+                f"no usable checkpoint in {self.directory} (tried steps {steps}); "
                 f"remove the folder or start without --resume"
             )
         return None
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.wait_until_finished()
@@ -201,6 +220,13 @@ def _write_jsonl(path: str, history: list[dict]) -> None:
         for row in history:
             f.write(json.dumps(row) + "\n")
     os.replace(tmp, path)
+
+
+def _position(meta: dict[str, Any]) -> str:
+    partial = meta.get("partial")
+    if partial:
+        return f"epoch {partial['epoch']}, step {partial['step']} of {meta['steps_per_epoch']}"
+    return f"end of epoch {meta['epoch']}"
 
 
 def fit(
@@ -216,14 +242,21 @@ def fit(
 ) -> tuple[Any, list[dict]]:
     """Trains ``model`` on ``dataset``; returns the final parameters and per-epoch metrics.
 
-    Writes ``out/metrics.jsonl``, ``out/curves.png`` and ``out/checkpoints/`` (orbax, last 3
-    epochs) when ``out`` is given. All randomness derives from ``config.seed``: parameters from
-    ``fold_in(key, 0)``, epoch ``e``'s shuffle from ``fold_in(fold_in(key, 1), e)``, so a run
-    resumed from any checkpoint ends with the metrics of an uninterrupted run.
+    Writes ``out/metrics.jsonl``, ``out/curves.png`` and ``out/checkpoints/`` (orbax, the last 3,
+    named by the number of optimizer steps done) when ``out`` is given. All randomness derives
+    from ``config.seed``: parameters from ``fold_in(key, 0)``, epoch ``e``'s shuffle from
+    ``fold_in(fold_in(key, 1), e)``, so a run resumed from any checkpoint ends with the metrics of
+    an uninterrupted run (on the same devices: another device count sums in another order).
+
+    The first SIGTERM or SIGINT stops every process of the run before its next step: a
+    checkpoint of that step (with the position in the epoch) is committed and :class:`Preempted`
+    is raised; a second signal ends the process at once. See :mod:`jconv._src.preemption`.
 
     Raises:
+      Preempted: after a preemption signal (the checkpoint, if ``out``, is committed).
       TrainingError: non-finite loss (the last good checkpoint is kept), a batch size that the
-        devices do not divide, unusable checkpoints, or a resume with different settings.
+        devices do not divide, unusable checkpoints, a resume with different settings, or
+        processes of one run started with different flags or folders.
     """
     mesh = mesh or data_mesh()
     n_dev = mesh.devices.size
@@ -232,6 +265,7 @@ def fit(
             f"--batch-size {config.batch_size} is not divisible by the {n_dev} devices of the "
             f"data mesh; use a multiple of {n_dev}"
         )
+    check_same_run({**dataclasses.asdict(config), "resume": resume}, out, TrainingError)
     lead = jax.process_index() == 0
     say = log if lead else (lambda s: None)
     key = jax.random.key(config.seed)
@@ -240,7 +274,10 @@ def fit(
     repl = NamedSharding(mesh, P())
     params = jax.device_put(model.init(jax.random.fold_in(key, 0), input_shape), repl)
     opt_state = jax.device_put(optimizer.init(params), repl)
+    n = len(dataset.y_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
     history: list[dict] = []
+    partial: dict[str, Any] | None = None  # the position inside an epoch that a preemption saved
 
     ckpt = _Checkpoints(os.path.join(out, "checkpoints")) if out else None
     if out and lead:
@@ -253,69 +290,108 @@ def fit(
                 if meta["config"] != config.same_run():
                     diff = {k: v for k, v in meta["config"].items() if config.same_run().get(k) != v}
                     raise TrainingError(
-                        f"checkpoint {ckpt.directory}/{meta['epoch']} was written with "
+                        f"checkpoint {ckpt.directory}/{meta['global_step']} was written with "
                         f"{diff}; resume with the same flags (only --epochs may change)"
                     )
                 params, opt_state, history = state["params"], state["opt_state"], meta["history"]
-                say(f"resumed from {ckpt.directory}/{meta['epoch']} (epoch {meta['epoch']})")
+                partial = meta["partial"]
+                say(f"resumed from {ckpt.directory}/{meta['global_step']} ({_position(meta)})")
+                if len(history) >= config.epochs:
+                    say(f"the run has already done {len(history)} epochs (--epochs {config.epochs})")
             else:
                 say(f"no checkpoint in {ckpt.directory}; starting from scratch")
 
         step = make_train_step(model, optimizer, mesh)
         eval_step = make_eval_step(model, mesh)
         put = batch_putter(mesh, config.batch_size)
-        n = len(dataset.y_train)
-        steps_per_epoch = math.ceil(n / config.batch_size)
         shuffle_key = jax.random.fold_in(key, 1)
-        for epoch in range(len(history) + 1, config.epochs + 1):
-            order = data_lib.epoch_order(jax.random.fold_in(shuffle_key, epoch), n)
-            bar = _progress(progress and lead, steps_per_epoch, f"epoch {epoch}/{config.epochs}")
-            start = time.perf_counter()
-            ms = []
-            for batch in data_lib.batches(dataset.x_train, dataset.y_train, order, config.batch_size, put):
-                params, opt_state, m = step(params, opt_state, batch)
-                ms.append(m)
-                bar.update(1)
-            loss_sum, correct, count = _sum_metrics(ms)  # the epoch's one host synchronisation
-            seconds = time.perf_counter() - start
-            bar.close()
-            train_loss = loss_sum / count
-            if not math.isfinite(train_loss):
-                last = f"; the last good checkpoint is epoch {epoch - 1} in {ckpt.directory}" if ckpt and epoch > 1 else ""
-                raise TrainingError(
-                    f"non-finite training loss ({train_loss}) in epoch {epoch}: stopping "
-                    f"(try a smaller --lr){last}"
+        with PreemptionWatch() as watch:
+            for epoch in range(len(history) + 1, config.epochs + 1):
+                first = partial["step"] if partial else 0
+                ms: list[Any] = list(partial["metrics"]) if partial else []
+                seconds = partial["seconds"] if partial else 0.0
+                partial = None
+                order = data_lib.epoch_order(jax.random.fold_in(shuffle_key, epoch), n)
+                bar = _progress(progress and lead, steps_per_epoch, f"epoch {epoch}/{config.epochs}", first)
+                start = time.perf_counter()
+                batches = data_lib.batches(dataset.x_train, dataset.y_train,
+                                           order[first * config.batch_size:], config.batch_size, put)
+                for i, batch in enumerate(batches, start=first):
+                    done = (epoch - 1) * steps_per_epoch + i
+                    if watch.reached(done):
+                        bar.close()
+                        so_far = {"epoch": epoch, "step": i, "seconds": seconds + time.perf_counter() - start,
+                                  "metrics": [[float(v) for v in m] for m in jax.device_get([tuple(m) for m in ms])]}
+                        meta = {"epoch": epoch - 1, "global_step": done, "steps_per_epoch": steps_per_epoch,
+                                "history": history, "config": config.same_run(), "partial": so_far if i else None}
+                        _stop(watch, ckpt, {"params": params, "opt_state": opt_state}, meta)
+                    params, opt_state, m = step(params, opt_state, batch)
+                    if ms and i > first:  # two steps in flight at most: a signal stops the run within a step
+                        jax.block_until_ready(ms[-1])
+                    ms.append(m)
+                    bar.update(1)
+                loss_sum, correct, count = _sum_metrics(ms)  # the epoch's one host synchronisation
+                seconds += time.perf_counter() - start
+                bar.close()
+                train_loss = loss_sum / count
+                if not math.isfinite(train_loss):
+                    last = f"; the last good checkpoint is in {ckpt.directory}" if ckpt and epoch > 1 else ""
+                    raise TrainingError(
+                        f"non-finite training loss ({train_loss}) in epoch {epoch}: stopping "
+                        f"(try a smaller --lr){last}"
+                    )
+                test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size)
+                row = {
+                    "epoch": epoch,
+                    "train_loss": round(train_loss, 6),
+                    "train_acc": round(correct / count, 6),
+                    "test_acc": round(test_acc, 6),
+                    "examples_per_sec": round(count / seconds, 1),
+                    "seconds": round(seconds, 3),
+                }
+                history.append(row)
+                say(
+                    f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
+                    f"test acc {row['test_acc']:.4f}  {row['examples_per_sec']:,.0f} examples/s"
                 )
-            test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size)
-            row = {
-                "epoch": epoch,
-                "train_loss": round(train_loss, 6),
-                "train_acc": round(correct / count, 6),
-                "test_acc": round(test_acc, 6),
-                "examples_per_sec": round(count / seconds, 1),
-                "seconds": round(seconds, 3),
-            }
-            history.append(row)
-            say(
-                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
-                f"test acc {row['test_acc']:.4f}  {row['examples_per_sec']:,.0f} examples/s"
-            )
-            if out:
-                if ckpt:
-                    meta = {"epoch": epoch, "history": history, "config": config.same_run()}
-                    ckpt.save(epoch, {"params": params, "opt_state": opt_state}, meta)
-                if lead:
-                    _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
-                    from jconv._src.plot import save_curves
+                if out:
+                    if ckpt:
+                        done = epoch * steps_per_epoch
+                        meta = {"epoch": epoch, "global_step": done, "steps_per_epoch": steps_per_epoch,
+                                "history": history, "config": config.same_run(), "partial": None}
+                        ckpt.save(done, {"params": params, "opt_state": opt_state}, meta)
+                    if lead:
+                        _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
+                        from jconv._src.plot import save_curves
 
-                    save_curves(history, os.path.join(out, "curves.png"))
+                        save_curves(history, os.path.join(out, "curves.png"))
     finally:
         if ckpt:
             ckpt.close()
     return params, history
 
 
-def _progress(enabled: bool, total: int, desc: str) -> Any:
+def _stop(watch: PreemptionWatch, ckpt: _Checkpoints | None, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Commits the checkpoint of ``meta["global_step"]`` (unless the end of the previous epoch
+    already did) and raises :class:`Preempted`."""
+    done, partial = meta["global_step"], meta["partial"]
+    epoch, step = (partial["epoch"], partial["step"]) if partial else (meta["epoch"] + 1, 0)
+    if ckpt:
+        ckpt.wait()
+        if not ckpt.has(done):
+            ckpt.save(done, state, meta)
+            ckpt.wait()
+    where = f"epoch {epoch} step {step}" if step else f"the start of epoch {epoch}"
+    what = watch.signal_name or "a preemption notice"
+    if ckpt:
+        message = (f"preempted ({what}) at {where}; checkpoint in {ckpt.directory}/{done}; "
+                   f"restart every process with --resume")
+    else:
+        message = f"preempted ({what}) at {where}; no checkpoint (no output folder)"
+    raise Preempted(message, epoch, step, ckpt.directory if ckpt else None)
+
+
+def _progress(enabled: bool, total: int, desc: str, initial: int = 0) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not enabled)
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, disable=not enabled)
