@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jconv._src import layers as nn
+from jconv import nn
 
 VARIANTS = ("classic", "modern")
 

@@ -23,7 +23,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jconv._src import data as data_lib
-from jconv._src.layers import Layer
+from jconv._src.nn.base import Layer
 from jconv._src.multiprocess import check_same_run
 from jconv._src.preemption import PreemptionWatch
 

@@ -1,0 +1,113 @@
+"""Dense (fully connected), Flatten and Activation layers."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jconv._src import checks
+from jconv._src.nn.base import ACTIVATIONS, Layer, Shape, _act, _check_activation, _input_shape, _positive_int, _weight_and_bias
+from jconv._src.nn.initializers import Initializer
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Dense(Layer):
+    """Fully connected layer (Gluon's ``nn.Dense``): ``activation(x @ weight.T + bias)``.
+
+    Parameters: ``{"weight": (units, in_units), "bias": (units,)}``. With ``flatten=True``
+    (default) all axes but the first are flattened; otherwise it acts on the last axis.
+
+    Example:
+      >>> from jconv import nn
+      >>> nn.Dense(120, activation="sigmoid").output_shape((1, 16, 5, 5))
+      (1, 120)
+    """
+
+    units: int
+    activation: str | None = None
+    use_bias: bool = True
+    flatten: bool = True
+    in_units: int | None = None
+    weight_init: Initializer | None = None
+    bias_init: Initializer | None = None
+    precision: Any = None
+
+    def __post_init__(self) -> None:
+        _positive_int("Dense", "units", self.units)
+        _positive_int("Dense", "in_units", self.in_units, allow_none=True)
+        _check_activation("Dense", self.activation)
+        checks.check_bool("Dense", "use_bias", self.use_bias)
+        checks.check_bool("Dense", "flatten", self.flatten)
+
+    def _in_units(self, input_shape: Shape) -> int:
+        shape = _input_shape("Dense", input_shape, range(1, 9) if not self.flatten else range(2, 9))
+        n = math.prod(shape[1:]) if self.flatten else shape[-1]
+        if self.in_units is not None and self.in_units != n:
+            raise ValueError(
+                f"Dense: `in_units` (={self.in_units}) does not match input_shape {shape}, "
+                f"which gives {n} input units"
+            )
+        return n
+
+    def init(self, key: jax.Array, input_shape: Shape) -> dict[str, jax.Array]:
+        return _weight_and_bias(self, key, (self.units, self._in_units(input_shape)), self.units)
+
+    def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        x = checks.array("Dense", "x", x)
+        x = checks.to_float(x, checks.float_dtype(x))
+        if self.flatten:
+            x = x.reshape(x.shape[0], -1)
+        y = jnp.matmul(x, params["weight"].T, precision=self.precision)
+        if "bias" in params:
+            y = y + params["bias"].reshape((1,) * (y.ndim - 1) + (-1,))
+        return _act(self.activation, y)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        self._in_units(input_shape)
+        shape = tuple(input_shape)
+        return (shape[0], self.units) if self.flatten else shape[:-1] + (self.units,)
+
+    def bind(self, input_shape: Shape) -> "Dense":
+        return dataclasses.replace(self, in_units=self._in_units(input_shape))
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_units} -> {self.units}, {f'Activation({self.activation})' if self.activation else 'linear'})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Flatten(Layer):
+    """``(N, ...) -> (N, prod(...))``."""
+
+    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0], -1)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape = _input_shape("Flatten", input_shape, range(1, 9))
+        return (shape[0], math.prod(shape[1:]))
+
+    def __repr__(self) -> str:
+        return "Flatten"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Activation(Layer):
+    """An element-wise activation: ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``"softrelu"``."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in ACTIVATIONS:
+            raise ValueError(f"Activation: `name` must be one of {tuple(ACTIVATIONS)}, got {self.name!r}")
+
+    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        return ACTIVATIONS[self.name](x)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name})"
