@@ -30,4 +30,4 @@ for i in range(10):
     params, l = step(params)
     print("batch %d, loss %.3f" % (i + 1, l))
 print(params["weight"].reshape(1, 2))
-print(conv2d.bind(X.shape))
+print(conv2d.with_inferred_sizes(X.shape))

@@ -121,12 +121,12 @@ def test_initializers():
 def test_reprs_gluon_style():
     assert repr(nn.Conv2D(1, kernel_size=(1, 2), in_channels=1)) == \
         "Conv2D(1 -> 1, kernel_size=(1, 2), stride=(1, 1))"
-    assert repr(nn.Conv2D(6, 5, padding=2, activation="sigmoid").bind((1, 1, 28, 28))) == \
+    assert repr(nn.Conv2D(6, 5, padding=2, activation="sigmoid").with_inferred_sizes((1, 1, 28, 28))) == \
         "Conv2D(1 -> 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), Activation(sigmoid))"
     assert repr(nn.MaxPool2D(3, padding=1, strides=2)) == (
         "MaxPool2D(size=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False, "
         "global_pool=False, pool_type=max, layout=NCHW)")
-    assert repr(nn.Dense(10).bind((1, 84))) == "Dense(84 -> 10, linear)"
+    assert repr(nn.Dense(10).with_inferred_sizes((1, 84))) == "Dense(84 -> 10, linear)"
     assert repr(nn.Sequential(nn.Flatten(), nn.Activation("relu"))) == \
         "Sequential(\n  (0): Flatten\n  (1): Activation(relu)\n)"
 
@@ -134,7 +134,7 @@ def test_reprs_gluon_style():
 @pytest.mark.parametrize("call, exc, pattern", [
     (lambda: nn.Conv2D(0, 3), ValueError, r"Conv2D: `channels` must be >= 1, got 0"),
     (lambda: nn.Conv2D(4, 0), ValueError, r"Conv2D: `kernel_size` must be >= 1"),
-    (lambda: nn.Conv2D(4, 3, activation="gelu"), ValueError, r"Conv2D: `activation` must be None or one of"),
+    (lambda: nn.Conv2D(4, 3, activation="gelu"), ValueError, r"Conv2D: `activation` must be None, a function or one of"),
     (lambda: nn.Conv2D(5, 3, groups=2), ValueError, r"Conv2D: `groups` \(=2\) must divide `channels` \(=5\)"),
     (lambda: nn.Conv2D(4, 3, in_channels=3).init(jax.random.key(0), (1, 1, 8, 8)), ValueError,
      r"Conv2D: `in_channels` \(=3\) does not match the 1 channels of input_shape \(1, 1, 8, 8\)"),
@@ -146,7 +146,7 @@ def test_reprs_gluon_style():
     (lambda: nn.Dense(0), ValueError, r"Dense: `units` must be >= 1"),
     (lambda: nn.MaxPool2D(2, padding=2).output_shape((1, 1, 8, 8)), ValueError, r"MaxPool2D: pooling padding must be smaller"),
     (lambda: nn.AvgPool2D(2, layout="CHW"), ValueError, r"AvgPool2D: `layout` must be one of"),
-    (lambda: nn.Activation("swish"), ValueError, r"Activation: `name` must be one of"),
+    (lambda: nn.Activation("swish"), ValueError, r"Activation: `name` must be a function or one of"),
     (lambda: nn.Sequential(nn.Flatten(), "relu"), TypeError, r"Sequential: argument 1 must be a layer"),
     (lambda: nn.Sequential(nn.Flatten()).apply((), jnp.ones((1, 2))), ValueError, r"Sequential: `params` has 0 entries for 1 layers"),
     (lambda: jc.models.lenet(variant="resnet"), ValueError, r"lenet: `variant` must be one of"),

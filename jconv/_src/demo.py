@@ -59,7 +59,7 @@ def learn_kernel(init: Callable | None = None, steps: int = 10, every: int = 2) 
         if (i + 1) % every == 0:
             print("batch %d, loss %.3f" % (i + 1, l))
     print(show(params["weight"].reshape(1, 2)))
-    print(conv2d.bind(X.shape))
+    print(conv2d.with_inferred_sizes(X.shape))
     w = params["weight"]
     print(f"Parameter weight (shape={tuple(w.shape)}, dtype={w.dtype})")
     return w

@@ -10,7 +10,12 @@ from jconv._src.nn.pooling import GlobalAvgPool2D as GlobalAvgPool2D
 from jconv._src.nn.pooling import GlobalMaxPool2D as GlobalMaxPool2D
 from jconv._src.nn.base import Layer as Layer
 from jconv._src.nn.pooling import MaxPool2D as MaxPool2D
+from jconv._src.nn.containers import Concat as Concat
+from jconv._src.nn.containers import Lambda as Lambda
+from jconv._src.nn.containers import Residual as Residual
 from jconv._src.nn.containers import Sequential as Sequential
+from jconv._src.nn.dropout import Dropout as Dropout
+from jconv._src.nn.normalization import BatchNorm as BatchNorm
 from jconv._src.nn.initializers import gluon_uniform as gluon_uniform
 from jconv._src.nn.summary import summary as summary
 from jconv._src.nn.initializers import xavier_uniform as xavier_uniform
@@ -19,13 +24,18 @@ __all__ = (
     "ACTIVATIONS",
     "Activation",
     "AvgPool2D",
+    "BatchNorm",
+    "Concat",
     "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
+    "Lambda",
     "Layer",
     "MaxPool2D",
+    "Residual",
     "Sequential",
     "gluon_uniform",
     "summary",

@@ -24,10 +24,23 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softrelu": jax.nn.softplus,
 }
 
+def _check_activation(fn: str, act: Any) -> None:
+    if act is None or callable(act):
+        return
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ValueError(
+            f"{fn}: `activation` must be None, a function or one of {tuple(ACTIVATIONS)}, got {act!r}"
+        )
 
-def _check_activation(fn: str, name: Any) -> None:
-    if name is not None and name not in ACTIVATIONS:
-        raise ValueError(f"{fn}: `activation` must be None or one of {tuple(ACTIVATIONS)}, got {name!r}")
+
+def _act_name(act: Any) -> str:
+    return act if isinstance(act, str) else getattr(act, "__name__", repr(act))
+
+
+def _act(act: Any, y: jax.Array) -> jax.Array:
+    if act is None:
+        return y
+    return act(y) if callable(act) else ACTIVATIONS[act](y)
 
 
 def _positive_int(fn: str, name: str, value: Any, allow_none: bool = False) -> None:
@@ -39,13 +52,25 @@ def _positive_int(fn: str, name: str, value: Any, allow_none: bool = False) -> N
         raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
 
 
-def _check_padding_kind(fn: str, padding: Any) -> None:
-    """Checks padding's kind and sign at construction (its size is checked against shapes later)."""
-    checks.padding(fn, padding, (1, 1), (1, 1), (1, 1))
+def _padding(fn: str, padding: Any) -> Any:
+    """Checks padding's kind and sign at construction and returns a hashable normal form:
+    ``"valid"`` / ``"same"`` or per-side pairs (its size is checked against shapes later)."""
+    if isinstance(padding, str):
+        checks.padding(fn, padding, (1, 1), (1, 1), (1, 1))
+        return padding.lower()
+    return checks.padding(fn, padding, (1, 1), (1, 1), (1, 1))
 
 
 def _pad_repr(padding: Any) -> Any:
-    return (padding, padding) if checks.is_int(padding) else padding
+    """Gluon's repr: ``(ph, pw)`` when both sides of each axis agree, per-side pairs otherwise."""
+    if isinstance(padding, str) or any(a != b for a, b in padding):
+        return padding
+    return tuple(a for a, _ in padding)
+
+
+def _hashable(value: Any) -> Any:
+    """Lists (e.g. a ``precision`` pair) as tuples, so that layers stay hashable."""
+    return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _input_shape(fn: str, input_shape: Any, ndim: Sequence[int]) -> Shape:
@@ -59,8 +84,34 @@ def _input_shape(fn: str, input_shape: Any, ndim: Sequence[int]) -> Shape:
     return tuple(int(d) for d in input_shape)
 
 
+def _compute_dtype(layer: Any, x: jax.Array) -> Any:
+    """The layer's ``dtype`` if set, else the input's float dtype (bf16 in, bf16 out)."""
+    return layer.dtype if layer.dtype is not None else checks.float_dtype(x)
+
+
+def _fold(key: jax.Array | None, i: int) -> jax.Array | None:
+    """Child ``i``'s key: ``fold_in(key, i)`` (None stays None)."""
+    return None if key is None else jax.random.fold_in(key, i)
+
+
 class Layer:
-    """The interface every layer implements."""
+    """The interface every layer implements.
+
+    Stateless layers (convolutions, pooling, dense) implement ``init``, ``apply`` and
+    ``output_shape``; the state/randomness channel then comes for free: ``init_with_state``
+    returns ``(params, {})`` and ``apply_with_state`` passes the state through. Layers with state
+    (``BatchNorm``), randomness (``Dropout``) and the containers implement ``init_with_state``
+    and ``apply_with_state`` as well.
+
+    * ``params = layer.init(key, input_shape)``; ``y = layer.apply(params, x)`` (evaluation mode:
+      raises ``ValueError`` naming ``apply_with_state`` when the model has state);
+    * ``params, state = layer.init_with_state(key, input_shape)``;
+      ``y, state = layer.apply_with_state(params, state, x, train=False, key=None)``: in training
+      (``train=True``) batch statistics and dropout, new state out; ``key`` is folded per child.
+    """
+
+    #: Whether the layer (or a child) carries state that ``apply`` cannot update.
+    has_state: bool = False
 
     def init(self, key: jax.Array, input_shape: Shape) -> Any:
         """Parameters for an input of ``input_shape``; ``{}`` when the layer has none."""
@@ -70,11 +121,22 @@ class Layer:
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    def init_with_state(self, key: jax.Array, input_shape: Shape) -> tuple[Any, Any]:
+        """``(params, state)`` for an input of ``input_shape``; state ``{}`` when there is none."""
+        return self.init(key, input_shape), {}
+
+    def apply_with_state(self, params: Any, state: Any, x: jax.Array, *, train: bool = False,
+                         key: jax.Array | None = None) -> tuple[jax.Array, Any]:
+        """``(y, new_state)``; ``train`` selects batch statistics and dropout, ``key`` the masks."""
+        return self.apply(params, x), state
+
     def output_shape(self, input_shape: Shape) -> Shape:
         raise NotImplementedError
 
-    def bind(self, input_shape: Shape) -> "Layer":
-        """This layer with the sizes it infers from ``input_shape`` filled in (for reprs)."""
+    def with_inferred_sizes(self, input_shape: Shape) -> "Layer":
+        """This layer with the sizes it infers from ``input_shape`` (``in_channels``,
+        ``in_units``) filled in; used for reprs and ``summary``. Not Flax's ``bind``: no
+        parameters are attached."""
         return self
 
     def __call__(self, params: Any, x: jax.Array) -> jax.Array:
@@ -82,13 +144,10 @@ class Layer:
 
 
 def _weight_and_bias(layer: Any, key: jax.Array, weight_shape: Shape, units: int) -> dict[str, jax.Array]:
-    """``{"weight", "bias"}`` from the layer's initializers (Xavier uniform and zeros by default)."""
+    """``{"weight", "bias"}`` from the layer's initializers (Xavier uniform and zeros by default),
+    in the layer's ``param_dtype``."""
     kw, kb = jax.random.split(key)
-    params = {"weight": (layer.weight_init or xavier_uniform)(kw, weight_shape, jnp.float32)}
+    params = {"weight": (layer.weight_init or xavier_uniform)(kw, weight_shape, layer.param_dtype)}
     if layer.use_bias:
-        params["bias"] = (layer.bias_init or zeros)(kb, (units,), jnp.float32)
+        params["bias"] = (layer.bias_init or zeros)(kb, (units,), layer.param_dtype)
     return params
-
-
-def _act(name: str | None, y: jax.Array) -> jax.Array:
-    return y if name is None else ACTIVATIONS[name](y)

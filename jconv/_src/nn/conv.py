@@ -6,11 +6,12 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jconv._src import checks
 from jconv._src.conv import conv2d, conv_geometry
-from jconv._src.nn.base import (Layer, Shape, _act, _check_activation, _check_padding_kind, _input_shape,
-                                _pad_repr, _positive_int, _weight_and_bias)
+from jconv._src.nn.base import (Layer, Shape, _act, _act_name, _check_activation, _compute_dtype, _hashable,
+                                _input_shape, _pad_repr, _padding, _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
 
@@ -19,6 +20,9 @@ class Conv2D(Layer):
     """2-D convolution layer (Gluon's ``nn.Conv2D``): ``activation(conv2d(x, weight) + bias)``.
 
     Parameters: ``{"weight": (channels, in_channels // groups, kh, kw), "bias": (channels,)}``
+    in ``param_dtype`` (float32); the computation runs in ``dtype``, by default the input's float
+    dtype (bf16 activations stay bf16 with float32 parameters). ``activation``: a name (Gluon's)
+    or a function.
     (no ``"bias"`` when ``use_bias=False``). ``weight_init`` defaults to Xavier uniform (d2l's
     ``init.Xavier()``); use :func:`gluon_uniform` for Gluon's own default; ``bias_init`` to zeros.
 
@@ -35,12 +39,14 @@ class Conv2D(Layer):
     dilation: Any = 1
     groups: int = 1
     layout: str = "NCHW"
-    activation: str | None = None
+    activation: Any = None
     use_bias: bool = True
     in_channels: int | None = None
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
     precision: Any = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def __post_init__(self) -> None:
         fn = "Conv2D"
@@ -49,7 +55,8 @@ class Conv2D(Layer):
         _positive_int(fn, "in_channels", self.in_channels, allow_none=True)
         for name in ("kernel_size", "strides", "dilation"):
             object.__setattr__(self, name, checks.pair(fn, name, getattr(self, name)))
-        _check_padding_kind(fn, self.padding)
+        object.__setattr__(self, "padding", _padding(fn, self.padding))
+        object.__setattr__(self, "precision", _hashable(self.precision))
         checks.layout(fn, self.layout)
         _check_activation(fn, self.activation)
         checks.check_bool(fn, "use_bias", self.use_bias)
@@ -76,8 +83,10 @@ class Conv2D(Layer):
         return _weight_and_bias(self, key, shape, self.channels)
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+        dtype = _compute_dtype(self, checks.array("Conv2D", "x", x))
+        cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
         y = conv2d(
-            x, params["weight"], params.get("bias"), strides=self.strides, padding=self.padding,
+            cast(x), cast(params["weight"]), cast(params.get("bias")), strides=self.strides, padding=self.padding,
             dilation=self.dilation, groups=self.groups, layout=self.layout, precision=self.precision,
         )
         return _act(self.activation, y)
@@ -93,12 +102,12 @@ class Conv2D(Layer):
         lead = shape[:-3]
         return lead + ((self.channels,) + geom.out_hw if self.layout == "NCHW" else geom.out_hw + (self.channels,))
 
-    def bind(self, input_shape: Shape) -> "Conv2D":
+    def with_inferred_sizes(self, input_shape: Shape) -> "Conv2D":
         return dataclasses.replace(self, in_channels=self._in_channels(input_shape))
 
     def __repr__(self) -> str:
         s = f"Conv2D({self.in_channels} -> {self.channels}, kernel_size={self.kernel_size}, stride={self.strides}"
-        if self.padding not in (0, (0, 0), ((0, 0), (0, 0)), "valid"):
+        if self.padding not in (((0, 0), (0, 0)), "valid"):
             s += f", padding={_pad_repr(self.padding)}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
@@ -107,5 +116,5 @@ class Conv2D(Layer):
         if not self.use_bias:
             s += ", bias=False"
         if self.activation:
-            s += f", Activation({self.activation})"
+            s += f", Activation({_act_name(self.activation)})"
         return s + ")"

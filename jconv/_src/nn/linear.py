@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.nn.base import ACTIVATIONS, Layer, Shape, _act, _check_activation, _input_shape, _positive_int, _weight_and_bias
+from jconv._src.nn.base import (ACTIVATIONS, Layer, Shape, _act, _act_name, _check_activation, _compute_dtype,
+                                _hashable, _input_shape, _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
 
@@ -18,7 +19,8 @@ from jconv._src.nn.initializers import Initializer
 class Dense(Layer):
     """Fully connected layer (Gluon's ``nn.Dense``): ``activation(x @ weight.T + bias)``.
 
-    Parameters: ``{"weight": (units, in_units), "bias": (units,)}``. With ``flatten=True``
+    Parameters: ``{"weight": (units, in_units), "bias": (units,)}`` in ``param_dtype``; computed
+    in ``dtype`` (default: the input's float dtype). With ``flatten=True``
     (default) all axes but the first are flattened; otherwise it acts on the last axis.
 
     Example:
@@ -28,18 +30,21 @@ class Dense(Layer):
     """
 
     units: int
-    activation: str | None = None
+    activation: Any = None
     use_bias: bool = True
     flatten: bool = True
     in_units: int | None = None
     weight_init: Initializer | None = None
     bias_init: Initializer | None = None
     precision: Any = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
 
     def __post_init__(self) -> None:
         _positive_int("Dense", "units", self.units)
         _positive_int("Dense", "in_units", self.in_units, allow_none=True)
         _check_activation("Dense", self.activation)
+        object.__setattr__(self, "precision", _hashable(self.precision))
         checks.check_bool("Dense", "use_bias", self.use_bias)
         checks.check_bool("Dense", "flatten", self.flatten)
 
@@ -58,12 +63,13 @@ class Dense(Layer):
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         x = checks.array("Dense", "x", x)
-        x = checks.to_float(x, checks.float_dtype(x))
+        dtype = _compute_dtype(self, x)
+        x = x.astype(dtype)
         if self.flatten:
             x = x.reshape(x.shape[0], -1)
-        y = jnp.matmul(x, params["weight"].T, precision=self.precision)
+        y = jnp.matmul(x, params["weight"].T.astype(dtype), precision=self.precision)
         if "bias" in params:
-            y = y + params["bias"].reshape((1,) * (y.ndim - 1) + (-1,))
+            y = y + params["bias"].astype(dtype).reshape((1,) * (y.ndim - 1) + (-1,))
         return _act(self.activation, y)
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -71,11 +77,11 @@ class Dense(Layer):
         shape = tuple(input_shape)
         return (shape[0], self.units) if self.flatten else shape[:-1] + (self.units,)
 
-    def bind(self, input_shape: Shape) -> "Dense":
+    def with_inferred_sizes(self, input_shape: Shape) -> "Dense":
         return dataclasses.replace(self, in_units=self._in_units(input_shape))
 
     def __repr__(self) -> str:
-        return f"Dense({self.in_units} -> {self.units}, {f'Activation({self.activation})' if self.activation else 'linear'})"
+        return f"Dense({self.in_units} -> {self.units}, {f'Activation({_act_name(self.activation)})' if self.activation else 'linear'})"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -95,19 +101,22 @@ class Flatten(Layer):
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Activation(Layer):
-    """An element-wise activation: ``"relu"``, ``"sigmoid"``, ``"tanh"`` or ``"softrelu"``."""
+    """An element-wise activation: ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softrelu"``
+    (Gluon's names) or any pure function of an array, e.g. ``jax.nn.gelu``."""
 
-    name: str
+    name: Any
 
     def __post_init__(self) -> None:
-        if self.name not in ACTIVATIONS:
-            raise ValueError(f"Activation: `name` must be one of {tuple(ACTIVATIONS)}, got {self.name!r}")
+        if not callable(self.name) and (not isinstance(self.name, str) or self.name not in ACTIVATIONS):
+            raise ValueError(
+                f"Activation: `name` must be a function or one of {tuple(ACTIVATIONS)}, got {self.name!r}"
+            )
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        return ACTIVATIONS[self.name](x)
+        return _act(self.name, x)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
     def __repr__(self) -> str:
-        return f"Activation({self.name})"
+        return f"Activation({_act_name(self.name)})"

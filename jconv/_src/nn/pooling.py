@@ -8,7 +8,7 @@ from typing import Any
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _check_padding_kind, _input_shape, _pad_repr
+from jconv._src.nn.base import Layer, Shape, _input_shape, _pad_repr, _padding
 from jconv._src.pooling import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, pool_geometry
 
 
@@ -27,7 +27,7 @@ class _Pool2D(Layer):
         object.__setattr__(self, "pool_size", checks.pair(fn, "pool_size", self.pool_size))
         if self.strides is not None:
             object.__setattr__(self, "strides", checks.pair(fn, "strides", self.strides))
-        _check_padding_kind(fn, self.padding)
+        object.__setattr__(self, "padding", _padding(fn, self.padding))
         checks.layout(fn, self.layout)
         checks.check_bool(fn, "ceil_mode", self.ceil_mode)
 
