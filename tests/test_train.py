@@ -13,6 +13,7 @@ import threading
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -291,3 +292,50 @@ def test_fit_without_out_is_preempted_cleanly(digits):
         train.fit(jc.models.lenet(variant="modern"), digits, train.TrainConfig(epochs=1000, batch_size=50),
                   progress=False, log=log)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def _small_bn_dropout_net():
+    from jconv import nn
+
+    return nn.Sequential(
+        nn.Conv2D(8, 3, padding=1), nn.BatchNorm(), nn.Activation("relu"), nn.MaxPool2D(2),
+        nn.Residual(nn.Sequential(nn.Conv2D(8, 3, padding=1), nn.BatchNorm()), activation="relu"),
+        nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.3), nn.Dense(10),
+    )
+
+
+def test_fit_with_batchnorm_and_dropout_learns_checkpoints_state_and_resumes_exactly(tmp_path, digits):
+    net = _small_bn_dropout_net()
+    cfg = train.TrainConfig(epochs=3, batch_size=50, lr=0.005)
+    _, full = train.fit(net, digits, cfg, str(tmp_path / "a"), progress=False)
+    assert full[-1]["test_acc"] > 0.5 and full[-1]["train_loss"] < full[0]["train_loss"]
+    _, again = train.fit(net, digits, cfg, None, progress=False)
+    assert same_metrics(full, again)  # dropout masks and batch statistics are reproducible
+    train.fit(net, digits, train.TrainConfig(epochs=1, batch_size=50, lr=0.005), str(tmp_path / "b"), progress=False)
+    _, resumed = train.fit(net, digits, cfg, str(tmp_path / "b"), resume=True, progress=False)
+    assert same_metrics(full, resumed)  # the running statistics came back from the checkpoint
+    import orbax.checkpoint as ocp
+
+    step = max(int(d) for d in os.listdir(tmp_path / "b" / "checkpoints"))
+    with ocp.CheckpointManager(str(tmp_path / "b" / "checkpoints")) as mgr:
+        saved = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    assert "model_state" in saved
+    running = saved["model_state"][1]["running_var"]
+    assert running.shape == (8,) and not np.allclose(running, 1.0)
+
+
+def test_apply_on_a_model_with_state_names_apply_with_state():
+    net = _small_bn_dropout_net()
+    params = net.init(jax.random.key(0), (1, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"apply_with_state"):
+        net.apply(params, jnp.ones((2, 1, 28, 28)))
+
+
+def test_cli_trains_a_model_with_state(tmp_path):
+    out = tmp_path / "dn"
+    proc = cli("train", "--model", "densenet", "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+               "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch   1" in proc.stdout and (out / "metrics.jsonl").exists()
+    h = cli("train", "--help")
+    assert "resnet18: lr 0.05, batch_size 256" in " ".join(h.stdout.split())

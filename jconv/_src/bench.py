@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jconv as jc
-from jconv._src import models
+from jconv._src.models import lenet as models
 
 Timed = Callable[[], Any]
 

@@ -7,7 +7,7 @@ import sys
 
 from jconv._src import supervisor
 from jconv._src.data import DATASETS
-from jconv._src.models import MODELS
+from jconv._src.models.zoo import DEFAULTS, MODELS
 from jconv._src.preemption import EXIT_CODE
 from jconv._src.train import TrainConfig
 
@@ -19,15 +19,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (LeNet on 5,000 real MNIST digits by default)")
-    t.add_argument("--model", choices=sorted(MODELS), default=_DEFAULTS.model)
+    per_model = "; ".join(f"{m}: {', '.join(f'{k} {v}' for k, v in d.items())}" for m, d in DEFAULTS.items())
+    t.add_argument("--model", choices=list(MODELS), default=_DEFAULTS.model)
     t.add_argument("--dataset", choices=list(DATASETS), default=_DEFAULTS.dataset)
     t.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-    t.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="global batch size")
-    t.add_argument("--lr", type=float, default=_DEFAULTS.lr)
+    t.add_argument("--batch-size", type=int, default=None,
+                   help=f"global batch size (default {_DEFAULTS.batch_size}, or the model's: {per_model})")
+    t.add_argument("--lr", type=float, default=None, help=f"learning rate (default {_DEFAULTS.lr}, or the model's)")
     t.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
     t.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
     t.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    t.add_argument("--out", default="runs/lenet", help="output folder (metrics, curves, checkpoints)")
+    t.add_argument("--out", default=None, help="output folder (metrics, curves, checkpoints; default runs/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in OUT")
     t.add_argument("--data-dir", default="data", help="folder of the IDX files (mnist, fashion-mnist)")
     t.add_argument("--download", action="store_true", help="fetch missing IDX files")
@@ -54,6 +56,10 @@ def _fail(msg: str) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    for name in ("lr", "batch_size"):  # the model's defaults (d2l's), where the flag is not given
+        if getattr(args, name) is None:
+            setattr(args, name, DEFAULTS.get(args.model, {}).get(name, getattr(_DEFAULTS, name)))
+    args.out = args.out or f"runs/{args.model}"
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             return _fail(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -93,7 +99,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     )
     try:
         ds = data_lib.load(args.dataset, args.data_dir, args.download)
-        model = MODELS[args.model](ds.num_classes)
+        model = MODELS[args.model](ds.num_classes, ds.x_train.shape[1:])
         _, history = train_lib.fit(
             model, ds, config, args.out, resume=args.resume,
             progress=not (args.no_progress or supervisor.is_worker()),  # stderr is relayed by line

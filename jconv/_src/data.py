@@ -174,8 +174,9 @@ def batches(
     """Yields ``put(x, y, mask)`` for consecutive batches of ``order``.
 
     Every batch has exactly ``batch_size`` rows, so one compiled step serves the whole epoch:
-    the last, partial batch is padded with repeats of its first example and a 0/1 ``mask``
-    marks the real ones. ``put`` (e.g. a sharded ``device_put``) runs ``prefetch`` batches
+    the last, partial batch is padded with the first examples of ``order`` and a 0/1 ``mask``
+    marks the real ones (the padding adds nothing to losses or gradients, and BatchNorm's batch
+    statistics stay those of distinct real examples). ``put`` (e.g. a sharded ``device_put``) runs ``prefetch`` batches
     ahead, so host-to-device copies overlap the device's work.
     """
     def gen() -> Iterator[tuple]:
@@ -184,7 +185,7 @@ def batches(
             mask = np.ones(batch_size, np.float32)
             if len(idx) < batch_size:
                 mask[len(idx):] = 0.0
-                idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
+                idx = np.concatenate([idx, np.resize(order, batch_size - len(idx))])
             yield put(x[idx], y[idx], mask)
 
     queue: deque = deque()

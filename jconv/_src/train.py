@@ -66,15 +66,25 @@ def make_optimizer(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) 
     return optax.chain(optax.add_decayed_weights(weight_decay), sgd) if weight_decay else sgd
 
 
-def loss_and_metrics(model: Layer, params: Any, batch: tuple) -> tuple[jax.Array, Metrics]:
-    """Mean softmax cross-entropy over the real examples of a (padded) batch, and sums."""
+def loss_and_metrics(model: Layer, params: Any, batch: tuple, state: Any = None, *, train: bool = False,
+                     key: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
+    """Mean softmax cross-entropy over the real examples of a (padded) batch, and sums.
+
+    With ``state`` (a model with BatchNorm or Dropout) the model runs through
+    ``apply_with_state(params, state, x, train=train, key=key)`` and the metrics come as
+    ``(Metrics, new_state)``; without, through ``apply(params, x)``.
+    """
     x, y, mask = batch
-    logits = model.apply(params, x)
+    if state is None:
+        logits, new_state = model.apply(params, x), None
+    else:
+        logits, new_state = model.apply_with_state(params, state, x, train=train, key=key)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
     count = mask.sum()
     loss_sum = (losses * mask).sum()
     correct = ((jnp.argmax(logits, axis=-1) == y) * mask).sum()
-    return loss_sum / jnp.maximum(count, 1.0), Metrics(loss_sum, correct, count)
+    metrics = Metrics(loss_sum, correct, count)
+    return loss_sum / jnp.maximum(count, 1.0), metrics if state is None else (metrics, new_state)
 
 
 def data_mesh(devices: Any = None) -> Mesh:
@@ -82,36 +92,62 @@ def data_mesh(devices: Any = None) -> Mesh:
     return Mesh(np.array(jax.devices() if devices is None else devices), ("data",))
 
 
-def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh: Mesh) -> Callable:
-    """``step(params, opt_state, batch) -> (params, opt_state, Metrics)``, jitted and sharded.
+def _replicated(mesh: Mesh, value: np.ndarray) -> jax.Array:
+    """A host value (the same on every process) as an array replicated over ``mesh``."""
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, P()), np.asarray(value))
 
-    ``params`` and ``opt_state`` are donated (updated in place on the device).
+
+def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh: Mesh) -> Callable:
+    """The training step, jitted and sharded (batch on ``"data"``, the rest replicated).
+
+    * ``step(params, opt_state, batch) -> (params, opt_state, Metrics)`` for models without
+      state or randomness (``model.apply``);
+    * ``step(params, opt_state, batch, model_state, key) -> (params, opt_state, Metrics,
+      model_state)`` for any model (``model.apply_with_state(..., train=True, key=key)``; the
+      state from ``model.init_with_state``; ``key`` a ``jax.random`` key or None without Dropout).
+
+    ``params``, ``opt_state`` and ``model_state`` are donated (updated in place on the device).
+    Under data parallelism BatchNorm sees the global batch's statistics.
     """
     repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
-    def train_step(params: Any, opt_state: Any, batch: tuple) -> tuple[Any, Any, Metrics]:
-        (_, metrics), grads = jax.value_and_grad(
-            lambda p: loss_and_metrics(model, p, batch), has_aux=True
+    def train_step(params: Any, opt_state: Any, batch: tuple, state: Any, rng: Any) -> tuple:
+        key = None if rng is None else jax.random.wrap_key_data(rng)
+        (_, aux), grads = jax.value_and_grad(
+            lambda p: loss_and_metrics(model, p, batch, state, train=True, key=key), has_aux=True
         )(params)
+        metrics, state = aux if state is not None else (aux, None)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, metrics
+        return optax.apply_updates(params, updates), opt_state, metrics, state
 
-    return jax.jit(
+    jitted = jax.jit(
         train_step,
-        in_shardings=(repl, repl, (rows, rows, rows)),
-        out_shardings=(repl, repl, repl),
-        donate_argnums=(0, 1),
+        in_shardings=(repl, repl, (rows, rows, rows), repl, repl),
+        out_shardings=(repl, repl, repl, repl),
+        donate_argnums=(0, 1, 3),
     )
+
+    def step(params: Any, opt_state: Any, batch: tuple, model_state: Any = None,
+             key: jax.Array | None = None) -> tuple:
+        if model_state is None and key is None:
+            return jitted(params, opt_state, batch, None, None)[:3]
+        rng = None if key is None else _replicated(mesh, jax.random.key_data(key))
+        return jitted(params, opt_state, batch, model_state, rng)
+
+    return step
 
 
 def make_eval_step(model: Layer, mesh: Mesh) -> Callable:
-    """``eval_step(params, batch) -> Metrics``, jitted and sharded like the train step."""
+    """``eval_step(params, batch, model_state=None) -> Metrics``, jitted and sharded like the train
+    step; evaluation mode (running statistics, no dropout)."""
     repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
-    def eval_step(params: Any, batch: tuple) -> Metrics:
-        return loss_and_metrics(model, params, batch)[1]
+    def eval_step(params: Any, batch: tuple, state: Any) -> Metrics:
+        aux = loss_and_metrics(model, params, batch, state)[1]
+        return aux if state is None else aux[0]
 
-    return jax.jit(eval_step, in_shardings=(repl, (rows, rows, rows)), out_shardings=repl)
+    jitted = jax.jit(eval_step, in_shardings=(repl, (rows, rows, rows), repl), out_shardings=repl)
+    return lambda params, batch, model_state=None: jitted(params, batch, model_state)
 
 
 def batch_putter(mesh: Mesh, batch_size: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray], tuple]:
@@ -136,9 +172,10 @@ def _sum_metrics(ms: list[Any]) -> tuple[float, float, float]:
     return loss_sum, correct, count
 
 
-def evaluate(eval_step: Callable, params: Any, x: np.ndarray, y: np.ndarray, put: Callable, batch_size: int) -> float:
+def evaluate(eval_step: Callable, params: Any, x: np.ndarray, y: np.ndarray, put: Callable, batch_size: int,
+             model_state: Any = None) -> float:
     """Accuracy over ``(x, y)``, in padded batches of ``batch_size`` (one compiled shape)."""
-    ms = [eval_step(params, b) for b in data_lib.batches(x, y, np.arange(len(y)), batch_size, put)]
+    ms = [eval_step(params, b, model_state) for b in data_lib.batches(x, y, np.arange(len(y)), batch_size, put)]
     _, correct, count = _sum_metrics(ms)
     return correct / count
 
@@ -242,6 +279,10 @@ def fit(
 ) -> tuple[Any, list[dict]]:
     """Trains ``model`` on ``dataset``; returns the final parameters and per-epoch metrics.
 
+    Models with state (BatchNorm) train with batch statistics and carry their state through
+    every step, checkpoint and resume; evaluation uses the running statistics. Models with
+    Dropout draw step ``s``'s masks from ``fold_in(fold_in(key, 2), s)``.
+
     Writes ``out/metrics.jsonl``, ``out/curves.png`` and ``out/checkpoints/`` (orbax, the last 3,
     named by the number of optimizer steps done) when ``out`` is given. All randomness derives
     from ``config.seed``: parameters from ``fold_in(key, 0)``, epoch ``e``'s shuffle from
@@ -272,8 +313,14 @@ def fit(
     input_shape = (1,) + dataset.x_train.shape[1:]
     optimizer = make_optimizer(config.lr, config.momentum, config.weight_decay)
     repl = NamedSharding(mesh, P())
-    params = jax.device_put(model.init(jax.random.fold_in(key, 0), input_shape), repl)
+    params, mstate = jax.device_put(model.init_with_state(jax.random.fold_in(key, 0), input_shape), repl)
     opt_state = jax.device_put(optimizer.init(params), repl)
+    # Models with BatchNorm carry their state through every step; models with Dropout get the
+    # key fold_in(fold_in(key, 2), step) at each step (so a resumed run draws the same masks).
+    stateful = model.has_state or model.needs_key
+    if not stateful:
+        mstate = None
+    dropout_key = jax.random.fold_in(key, 2) if model.needs_key else None
     n = len(dataset.y_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     history: list[dict] = []
@@ -284,7 +331,7 @@ def fit(
         os.makedirs(out, exist_ok=True)
     try:
         if resume and ckpt:
-            restored = ckpt.restore_newest({"params": params, "opt_state": opt_state}, say)
+            restored = ckpt.restore_newest(_trained(params, opt_state, mstate, model), say)
             if restored is not None:
                 state, meta = restored
                 if meta["config"] != config.same_run():
@@ -294,6 +341,7 @@ def fit(
                         f"{diff}; resume with the same flags (only --epochs may change)"
                     )
                 params, opt_state, history = state["params"], state["opt_state"], meta["history"]
+                mstate = state.get("model_state", mstate)
                 partial = meta["partial"]
                 say(f"resumed from {ckpt.directory}/{meta['global_step']} ({_position(meta)})")
                 if len(history) >= config.epochs:
@@ -324,8 +372,12 @@ def fit(
                                   "metrics": [[float(v) for v in m] for m in jax.device_get([tuple(m) for m in ms])]}
                         meta = {"epoch": epoch - 1, "global_step": done, "steps_per_epoch": steps_per_epoch,
                                 "history": history, "config": config.same_run(), "partial": so_far if i else None}
-                        _stop(watch, ckpt, {"params": params, "opt_state": opt_state}, meta)
-                    params, opt_state, m = step(params, opt_state, batch)
+                        _stop(watch, ckpt, _trained(params, opt_state, mstate, model), meta)
+                    if stateful:
+                        k = None if dropout_key is None else jax.random.fold_in(dropout_key, done)
+                        params, opt_state, m, mstate = step(params, opt_state, batch, mstate, k)
+                    else:
+                        params, opt_state, m = step(params, opt_state, batch)
                     if ms and i > first:  # two steps in flight at most: a signal stops the run within a step
                         jax.block_until_ready(ms[-1])
                     ms.append(m)
@@ -340,7 +392,7 @@ def fit(
                         f"non-finite training loss ({train_loss}) in epoch {epoch}: stopping "
                         f"(try a smaller --lr){last}"
                     )
-                test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size)
+                test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size, mstate)
                 row = {
                     "epoch": epoch,
                     "train_loss": round(train_loss, 6),
@@ -359,7 +411,7 @@ def fit(
                         done = epoch * steps_per_epoch
                         meta = {"epoch": epoch, "global_step": done, "steps_per_epoch": steps_per_epoch,
                                 "history": history, "config": config.same_run(), "partial": None}
-                        ckpt.save(done, {"params": params, "opt_state": opt_state}, meta)
+                        ckpt.save(done, _trained(params, opt_state, mstate, model), meta)
                     if lead:
                         _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
                         from jconv._src.plot import save_curves
@@ -369,6 +421,14 @@ def fit(
         if ckpt:
             ckpt.close()
     return params, history
+
+
+def _trained(params: Any, opt_state: Any, model_state: Any, model: Layer) -> dict[str, Any]:
+    """What a checkpoint holds: parameters, optimizer state and, with BatchNorm, the model state."""
+    out = {"params": params, "opt_state": opt_state}
+    if model.has_state:
+        out["model_state"] = model_state
+    return out
 
 
 def _stop(watch: PreemptionWatch, ckpt: _Checkpoints | None, state: dict[str, Any], meta: dict[str, Any]) -> None:

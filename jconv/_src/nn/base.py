@@ -112,6 +112,8 @@ class Layer:
 
     #: Whether the layer (or a child) carries state that ``apply`` cannot update.
     has_state: bool = False
+    #: Whether training mode needs a ``key`` (Dropout, or a container with one).
+    needs_key: bool = False
 
     def init(self, key: jax.Array, input_shape: Shape) -> Any:
         """Parameters for an input of ``input_shape``; ``{}`` when the layer has none."""

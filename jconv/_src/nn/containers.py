@@ -55,6 +55,10 @@ class Sequential(Layer):
     def has_state(self) -> bool:  # type: ignore[override]
         return any(layer.has_state for layer in self.layers)
 
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        return any(layer.needs_key for layer in self.layers)
+
     def init_with_state(self, key: jax.Array, input_shape: Shape) -> tuple[tuple, tuple]:
         params, states = [], []
         shape = tuple(input_shape)
@@ -127,7 +131,11 @@ class Residual(Layer):
 
     @property
     def has_state(self) -> bool:  # type: ignore[override]
-        return self.body.has_state or (self.shortcut is not None and self.shortcut.has_state)
+        return any(c.has_state for c in (self.body, self.shortcut) if c is not None)
+
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        return any(c.needs_key for c in (self.body, self.shortcut) if c is not None)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         out = self.body.output_shape(input_shape)
@@ -200,6 +208,10 @@ class Concat(Layer):
     @property
     def has_state(self) -> bool:  # type: ignore[override]
         return any(b.has_state for b in self.branches)
+
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        return any(b.needs_key for b in self.branches)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shapes = [b.output_shape(input_shape) for b in self.branches]

@@ -37,6 +37,10 @@ class Dropout(Layer):
         if not 0 <= self.rate < 1:
             raise ValueError(f"Dropout: `rate` must be in [0, 1), got {self.rate!r}")
 
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        return self.rate > 0
+
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         return x
 

@@ -122,9 +122,10 @@ class BatchNorm(Layer):
             mean = jnp.mean(xs, axes)
             var = jnp.mean(jnp.square(xs - mean.reshape(bshape)), axes)
             m = self.momentum
+            rm, rv = state["running_mean"], state["running_var"]
             new_state = jax.tree.map(lax.stop_gradient, {
-                "running_mean": m * state["running_mean"] + (1 - m) * mean.astype(jnp.float32),
-                "running_var": m * state["running_var"] + (1 - m) * (var * (n / (n - 1))).astype(jnp.float32),
+                "running_mean": m * rm + (1 - m) * mean.astype(rm.dtype),
+                "running_var": m * rv + (1 - m) * (var * (n / (n - 1))).astype(rv.dtype),
             })
         else:
             mean, var, new_state = state["running_mean"], state["running_var"], state

@@ -1,13 +1,15 @@
-"""Model builders returning :class:`jconv.nn.Sequential` networks."""
+"""d2l's LeNet-5."""
 
 from __future__ import annotations
 
 from jconv import nn
+from jconv._src.models.common import check_args, fits
 
 VARIANTS = ("classic", "modern")
 
 
-def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCHW") -> nn.Sequential:
+def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCHW",
+          input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Sequential:
     """d2l's LeNet-5 for ``(N, 1, 28, 28)`` input (61,706 parameters with 10 classes).
 
     Args:
@@ -15,6 +17,7 @@ def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCH
       variant: ``"classic"`` (sigmoid, average pooling: d2l's LeNet) or ``"modern"`` (ReLU,
         max pooling).
       layout: ``"NCHW"`` or ``"NHWC"`` for the convolutional part.
+      input_shape: ``(C, H, W)`` of one image (checked; the dense layers size themselves).
 
     Returns:
       ``Conv2D(6, 5, padding=2) -> pool -> Conv2D(16, 5) -> pool -> Dense(120) -> Dense(84)
@@ -27,9 +30,10 @@ def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCH
     """
     if variant not in VARIANTS:
         raise ValueError(f"lenet: `variant` must be one of {VARIANTS}, got {variant!r}")
+    shape = check_args("lenet", num_classes, input_shape)
     act = "sigmoid" if variant == "classic" else "relu"
     pool = nn.AvgPool2D if variant == "classic" else nn.MaxPool2D
-    return nn.Sequential(
+    net = nn.Sequential(
         nn.Conv2D(6, kernel_size=5, padding=2, activation=act, layout=layout),
         pool(pool_size=2, strides=2, layout=layout),
         nn.Conv2D(16, kernel_size=5, activation=act, layout=layout),
@@ -38,11 +42,6 @@ def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCH
         nn.Dense(84, activation=act),
         nn.Dense(num_classes),
     )
-
-
-# The command line's model names. ``lenet`` (the default) is the modern variant: the classic
-# sigmoid network sits on the loss plateau at ln(10) for many epochs on small data (as in d2l).
-MODELS = {
-    "lenet": lambda num_classes: lenet(num_classes, "modern"),
-    "lenet-classic": lambda num_classes: lenet(num_classes, "classic"),
-}
+    if not fits(net, shape if layout == "NCHW" else (1,) + tuple(input_shape[1:]) + (input_shape[0],)):
+        raise ValueError(f"lenet: input_shape {tuple(input_shape)} is too small for LeNet")
+    return net

@@ -1,0 +1,40 @@
+"""What the model builders share: input-shape checks and the "d2l's stem if it fits" rule."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from jconv import nn
+from jconv._src import checks
+
+Shape = tuple[int, ...]
+
+
+def check_args(fn: str, num_classes: Any, input_shape: Any) -> Shape:
+    """Checks ``num_classes`` and a ``(C, H, W)`` ``input_shape``; returns the batched shape."""
+    if not checks.is_int(num_classes):
+        raise TypeError(f"{fn}: `num_classes` must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"{fn}: `num_classes` must be >= 1, got {num_classes!r}")
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
+            or not all(checks.is_int(d) and d >= 1 for d in input_shape)):
+        raise ValueError(f"{fn}: `input_shape` must be (channels, height, width), got {input_shape!r}")
+    return (1,) + tuple(int(d) for d in input_shape)
+
+
+def fits(net: nn.Layer, shape: Shape) -> bool:
+    """Whether ``net`` accepts an input of ``shape`` (every window fits the feature maps)."""
+    try:
+        net.output_shape(shape)
+    except ValueError:
+        return False
+    return True
+
+
+def first_that_fits(fn: str, shape: Shape, *builders: Callable[[], nn.Sequential]) -> nn.Sequential:
+    """The first of ``builders``' networks that accepts ``shape`` (d2l's first, then smaller stems)."""
+    for build in builders:
+        net = build()
+        if fits(net, shape):
+            return net
+    raise ValueError(f"{fn}: input_shape {shape[1:]} is too small for this network")

@@ -1,0 +1,40 @@
+"""The command line's model names, and each model's training defaults where d2l's differ."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from jconv import nn
+from jconv._src.models.alexnet import alexnet
+from jconv._src.models.densenet import densenet
+from jconv._src.models.googlenet import googlenet
+from jconv._src.models.lenet import lenet
+from jconv._src.models.nin import nin
+from jconv._src.models.resnet import resnet18
+from jconv._src.models.vgg import vgg11
+
+Builder = Callable[[int, tuple[int, int, int]], nn.Sequential]
+
+# ``lenet`` (the default) is the modern variant: the classic sigmoid network sits on the loss
+# plateau at ln(10) for many epochs on small data (as in d2l).
+MODELS: dict[str, Builder] = {
+    "lenet": lambda n, shape: lenet(n, "modern", input_shape=shape),
+    "lenet-classic": lambda n, shape: lenet(n, "classic", input_shape=shape),
+    "alexnet": lambda n, shape: alexnet(n, input_shape=shape),
+    "vgg11": lambda n, shape: vgg11(n, input_shape=shape),
+    "nin": lambda n, shape: nin(n, input_shape=shape),
+    "googlenet": lambda n, shape: googlenet(n, input_shape=shape),
+    "resnet18": lambda n, shape: resnet18(n, input_shape=shape),
+    "densenet": lambda n, shape: densenet(n, input_shape=shape),
+}
+
+# d2l's learning rates and batch sizes for each chapter's model (plain SGD there; jconv keeps
+# momentum 0.9, which these rates tolerate on 28x28 digits; see the README's model table).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "alexnet": {"lr": 0.01, "batch_size": 128},
+    "vgg11": {"lr": 0.01, "batch_size": 128},
+    "nin": {"lr": 0.05, "batch_size": 128},
+    "googlenet": {"lr": 0.05, "batch_size": 128},
+    "resnet18": {"lr": 0.05, "batch_size": 256},
+    "densenet": {"lr": 0.05, "batch_size": 256},
+}
