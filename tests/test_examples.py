@@ -90,3 +90,10 @@ def test_plot_kernels_example(tmp_path):
     path = tmp_path / "features.png"
     run("plot_kernels.py", str(path), cwd=tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("script", sorted(os.listdir(os.path.join(ROOT, "examples", "modern_cnns"))))
+def test_modern_cnn_examples_build_their_model(script, tmp_path):
+    out = run(os.path.join("modern_cnns", script), "0", cwd=tmp_path)  # 0 epochs: the summary
+    assert out.splitlines()[0].split() == ["layer", "output", "shape", "params"]
+    assert "(1, 10)" in out and out.splitlines()[-1].startswith("total")

