@@ -107,7 +107,8 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
       state from ``model.init_with_state``; ``key`` a ``jax.random`` key or None without Dropout).
 
     ``params``, ``opt_state`` and ``model_state`` are donated (updated in place on the device).
-    Under data parallelism BatchNorm sees the global batch's statistics.
+    Under data parallelism BatchNorm sees the global batch's statistics. ``step.lower(...)`` (same
+    arguments) lowers the jitted program for ahead-of-time compilation.
     """
     repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
@@ -131,9 +132,16 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
              key: jax.Array | None = None) -> tuple:
         if model_state is None and key is None:
             return jitted(params, opt_state, batch, None, None)[:3]
-        rng = None if key is None else _replicated(mesh, jax.random.key_data(key))
-        return jitted(params, opt_state, batch, model_state, rng)
+        return jitted(params, opt_state, batch, model_state, _key_data(key))
 
+    def lower(params: Any, opt_state: Any, batch: tuple, model_state: Any = None,
+              key: jax.Array | None = None) -> Any:
+        return jitted.lower(params, opt_state, batch, model_state, _key_data(key))
+
+    def _key_data(key: jax.Array | None) -> jax.Array | None:
+        return None if key is None else _replicated(mesh, jax.random.key_data(key))
+
+    step.lower = lower  # type: ignore[attr-defined]  # ahead-of-time: step.lower(...).compile()
     return step
 
 
