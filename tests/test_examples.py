@@ -97,3 +97,12 @@ def test_modern_cnn_examples_build_their_model(script, tmp_path):
     out = run(os.path.join("modern_cnns", script), "0", cwd=tmp_path)  # 0 epochs: the summary
     assert out.splitlines()[0].split() == ["layer", "output", "shape", "params"]
     assert "(1, 10)" in out and out.splitlines()[-1].startswith("total")
+
+
+def test_readme_state_example_runs():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = text.split("### State and randomness")[1].split("```python\n")[1].split("```")[0]
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    assert namespace["y"].shape == (8, 10)
+    assert namespace["state"][0][1]["running_mean"].shape == (64,)

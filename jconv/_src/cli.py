@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None,
                    help=f"global batch size (default {_DEFAULTS.batch_size}, or the model's: {per_model})")
     t.add_argument("--lr", type=float, default=None, help=f"learning rate (default {_DEFAULTS.lr}, or the model's)")
-    t.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
+    t.add_argument("--momentum", type=float, default=None,
+                   help=f"SGD momentum (default {_DEFAULTS.momentum}, or the model's)")
     t.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
     t.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     t.add_argument("--out", default=None, help="output folder (metrics, curves, checkpoints; default runs/MODEL)")
@@ -56,7 +57,7 @@ def _fail(msg: str) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    for name in ("lr", "batch_size"):  # the model's defaults (d2l's), where the flag is not given
+    for name in ("lr", "batch_size", "momentum"):  # the model's defaults (d2l's), where not given
         if getattr(args, name) is None:
             setattr(args, name, DEFAULTS.get(args.model, {}).get(name, getattr(_DEFAULTS, name)))
     args.out = args.out or f"runs/{args.model}"
