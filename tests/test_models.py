@@ -128,3 +128,33 @@ def test_input_shape_option_gives_d2ls_networks():
         jc.models.googlenet(num_classes=0)
     with pytest.raises(ValueError, match=r"alexnet: input_shape \(1, 8, 8\) is too small"):
         jc.models.alexnet(input_shape=(1, 8, 8))
+
+
+def _leaves(layer):
+    from jconv import nn
+
+    if isinstance(layer, nn.Sequential):
+        return [l for c in layer.layers for l in _leaves(c)]
+    if isinstance(layer, nn.Concat):
+        return [l for c in layer.branches for l in _leaves(c)]
+    if isinstance(layer, nn.Residual):
+        return _leaves(layer.body) + (_leaves(layer.shortcut) if layer.shortcut is not None else [])
+    return [layer]
+
+
+@pytest.mark.parametrize("name", ["vgg11", "nin", "googlenet"])
+def test_relu_networks_without_batchnorm_default_to_he_init(name):
+    from jconv import nn
+
+    weighted = lambda net: [l for l in _leaves(net) if isinstance(l, (nn.Conv2D, nn.Dense))]  # noqa: E731
+    assert all(l.weight_init is nn.he_normal for l in weighted(getattr(jc.models, name)()))
+    d2l = getattr(jc.models, name)(weight_init=nn.xavier_uniform)
+    assert all(l.weight_init is nn.xavier_uniform for l in weighted(d2l))
+    assert all(l.weight_init is None for l in weighted(jc.models.alexnet()))  # Xavier (d2l's) measured better
+
+
+def test_he_normal_has_kaimings_scale():
+    from jconv import nn
+
+    w = nn.he_normal(jax.random.key(0), (256, 64, 3, 3), jnp.float32)  # fan in 576
+    assert abs(float(w.std()) - (2 / 576) ** 0.5) < 0.02 * (2 / 576) ** 0.5

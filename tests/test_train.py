@@ -338,4 +338,4 @@ def test_cli_trains_a_model_with_state(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "epoch   1" in proc.stdout and (out / "metrics.jsonl").exists()
     h = cli("train", "--help")
-    assert "resnet18: lr 0.05, batch_size 256" in " ".join(h.stdout.split())
+    assert "resnet18: lr 0.01, batch_size 128, momentum 0.9" in " ".join(h.stdout.split())

@@ -14,7 +14,7 @@ net = jc.models.googlenet(num_classes=10, input_shape=(1, 28, 28))
 print(nn.summary(net, (1, 1, 28, 28)))
 epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 if epochs:
-    config = train.TrainConfig(model="googlenet", epochs=epochs, lr=0.1, batch_size=128,
-                               momentum=0.0)  # d2l's recipe
+    config = train.TrainConfig(model="googlenet", epochs=epochs, lr=0.01, batch_size=128,
+                               momentum=0.9)  # jconv's defaults for these models
     _, history = train.fit(net, data.load("mnist5k"), config, out="runs/example-googlenet")
     print(f"test accuracy {history[-1]['test_acc']:.3f} after {epochs} epochs")

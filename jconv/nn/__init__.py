@@ -17,6 +17,7 @@ from jconv._src.nn.containers import Sequential as Sequential
 from jconv._src.nn.dropout import Dropout as Dropout
 from jconv._src.nn.normalization import BatchNorm as BatchNorm
 from jconv._src.nn.initializers import gluon_uniform as gluon_uniform
+from jconv._src.nn.initializers import he_normal as he_normal
 from jconv._src.nn.summary import summary as summary
 from jconv._src.nn.initializers import xavier_uniform as xavier_uniform
 
@@ -38,6 +39,7 @@ __all__ = (
     "Residual",
     "Sequential",
     "gluon_uniform",
+    "he_normal",
     "summary",
     "xavier_uniform",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from jconv import nn
@@ -38,3 +39,20 @@ def first_that_fits(fn: str, shape: Shape, *builders: Callable[[], nn.Sequential
         if fits(net, shape):
             return net
     raise ValueError(f"{fn}: input_shape {shape[1:]} is too small for this network")
+
+
+def with_weight_init(layer: nn.Layer, weight_init: Any) -> nn.Layer:
+    """``layer`` with every ``Conv2D`` and ``Dense`` inside it initialised by ``weight_init``
+    (unchanged when it is None: Xavier uniform, d2l's ``init_cnn``)."""
+    if weight_init is None:
+        return layer
+    if isinstance(layer, (nn.Conv2D, nn.Dense)):
+        return dataclasses.replace(layer, weight_init=weight_init)
+    if isinstance(layer, nn.Sequential):
+        return nn.Sequential(*(with_weight_init(c, weight_init) for c in layer.layers))
+    if isinstance(layer, nn.Concat):
+        return nn.Concat(*(with_weight_init(b, weight_init) for b in layer.branches), axis=layer.axis)
+    if isinstance(layer, nn.Residual):
+        short = None if layer.shortcut is None else with_weight_init(layer.shortcut, weight_init)
+        return dataclasses.replace(layer, body=with_weight_init(layer.body, weight_init), shortcut=short)
+    return layer

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jconv import nn
-from jconv._src.models.common import check_args, first_that_fits
+from jconv._src.models.common import check_args, first_that_fits, with_weight_init
 
 
 def inception(c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int) -> nn.Concat:
@@ -18,10 +20,15 @@ def inception(c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int) -> nn.
     )
 
 
-def googlenet(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28)) -> nn.Sequential:
+def googlenet(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28),
+              weight_init: Any = nn.he_normal) -> nn.Sequential:
     """GoogLeNet as d2l builds it: a 7x7/2 stem, 9 Inception blocks in three stages with 3x3/2
     max pools, global average pooling and one dense layer. d2l feeds it 96x96 images; the same
     net fits 28x28 (28 -> 14 -> 7 -> 4 -> 2 -> 1).
+
+    Weights are He (Kaiming) normal by default (``weight_init=nn.he_normal``): d2l initialises
+    with Xavier uniform (``weight_init=nn.xavier_uniform``), with which this ReLU network without
+    BatchNorm stays on the ln(10) loss plateau for several epochs of mnist5k.
 
     Example:
       >>> import jconv as jc
@@ -46,4 +53,4 @@ def googlenet(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 
                       nn.GlobalAvgPool2D(), nn.Flatten()),
         nn.Dense(num_classes),
     )
-    return first_that_fits("googlenet", shape, net)
+    return with_weight_init(first_that_fits("googlenet", shape, net), weight_init)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jconv import nn
-from jconv._src.models.common import check_args
+from jconv._src.models.common import check_args, with_weight_init
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
@@ -15,6 +17,7 @@ def vgg_block(num_convs: int, channels: int, pool: bool = True) -> nn.Sequential
 
 
 def vgg11(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28),
+          weight_init: Any = nn.he_normal,
           dropout: float = 0.5, width: int = 1) -> nn.Sequential:
     """VGG-11 as d2l builds it: blocks of (1, 64), (1, 128), (2, 256), (2, 512), (2, 512)
     convolutions x channels, each ending in a 2x2/2 max pool, then two 4096-unit dense layers
@@ -22,6 +25,10 @@ def vgg11(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 
 
     A block's pool is left out where the feature map is already 1 pixel high or wide (28x28
     input: 28 -> 14 -> 7 -> 3 -> 1, and the fifth block keeps 1x1); at 224x224 this is d2l's net.
+
+    Weights are He (Kaiming) normal by default (``weight_init=nn.he_normal``): d2l initialises
+    with Xavier uniform (``weight_init=nn.xavier_uniform``), with which this ReLU network without
+    BatchNorm stays on the ln(10) loss plateau for several epochs of mnist5k.
 
     Example:
       >>> import jconv as jc
@@ -34,9 +41,10 @@ def vgg11(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 
         pool = min(h, w) >= 2
         blocks.append(vgg_block(num_convs, channels // width, pool))
         h, w = (h // 2, w // 2) if pool else (h, w)
-    return nn.Sequential(
+    net = nn.Sequential(
         *blocks, nn.Flatten(),
         nn.Dense(4096 // width, activation="relu"), nn.Dropout(dropout),
         nn.Dense(4096 // width, activation="relu"), nn.Dropout(dropout),
         nn.Dense(num_classes),
     )
+    return with_weight_init(net, weight_init)

@@ -26,3 +26,8 @@ xavier_uniform: Initializer = jax.nn.initializers.variance_scaling(
     1.0, "fan_avg", "uniform", in_axis=1, out_axis=0
 )
 zeros: Initializer = jax.nn.initializers.zeros
+
+# He / Kaiming normal over OIHW and (units, in_units) weights (PyTorch's ``kaiming_normal_``,
+# fan in, gain sqrt(2)): keeps the activations' scale through deep ReLU stacks without
+# BatchNorm, where Xavier shrinks them layer by layer (VGG-11 stays on the ln(10) plateau).
+he_normal: Initializer = jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal", in_axis=1, out_axis=0)
