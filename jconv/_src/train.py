@@ -173,9 +173,14 @@ def batch_putter(mesh: Mesh, batch_size: int) -> Callable[[np.ndarray, np.ndarra
     return put
 
 
+def _host_metrics(ms: list[Any]) -> list[list[float]]:
+    """Per-step :class:`Metrics` (device arrays, or host triples from a checkpoint) as floats."""
+    return [[float(v) for v in m] for m in jax.device_get([tuple(m) for m in ms])]
+
+
 def _sum_metrics(ms: list[Any]) -> tuple[float, float, float]:
-    """Sums per-step :class:`Metrics` (device arrays or host triples) in order, in float64."""
-    rows = np.asarray(jax.device_get([tuple(m) for m in ms]), np.float64).reshape(-1, 3)
+    """Sums per-step metrics in order, in float64 (a resumed partial epoch sums identically)."""
+    rows = np.asarray(_host_metrics(ms), np.float64).reshape(-1, 3)
     loss_sum, correct, count = (float(v) for v in rows.sum(axis=0))
     return loss_sum, correct, count
 
@@ -334,6 +339,11 @@ def fit(
     history: list[dict] = []
     partial: dict[str, Any] | None = None  # the position inside an epoch that a preemption saved
 
+    def checkpoint_meta(epochs_done: int, done: int, partial: dict[str, Any] | None) -> dict[str, Any]:
+        """A checkpoint's metadata: after ``done`` steps, ``epochs_done`` whole epochs."""
+        return {"epoch": epochs_done, "global_step": done, "steps_per_epoch": steps_per_epoch,
+                "history": history, "config": config.same_run(), "partial": partial}
+
     ckpt = _Checkpoints(os.path.join(out, "checkpoints")) if out else None
     if out and lead:
         os.makedirs(out, exist_ok=True)
@@ -377,10 +387,9 @@ def fit(
                     if watch.reached(done):
                         bar.close()
                         so_far = {"epoch": epoch, "step": i, "seconds": seconds + time.perf_counter() - start,
-                                  "metrics": [[float(v) for v in m] for m in jax.device_get([tuple(m) for m in ms])]}
-                        meta = {"epoch": epoch - 1, "global_step": done, "steps_per_epoch": steps_per_epoch,
-                                "history": history, "config": config.same_run(), "partial": so_far if i else None}
-                        _stop(watch, ckpt, _trained(params, opt_state, mstate, model), meta)
+                                  "metrics": _host_metrics(ms)}
+                        _stop(watch, ckpt, _trained(params, opt_state, mstate, model),
+                              checkpoint_meta(epoch - 1, done, so_far if i else None))
                     if stateful:
                         k = None if dropout_key is None else jax.random.fold_in(dropout_key, done)
                         params, opt_state, m, mstate = step(params, opt_state, batch, mstate, k)
@@ -417,9 +426,7 @@ def fit(
                 if out:
                     if ckpt:
                         done = epoch * steps_per_epoch
-                        meta = {"epoch": epoch, "global_step": done, "steps_per_epoch": steps_per_epoch,
-                                "history": history, "config": config.same_run(), "partial": None}
-                        ckpt.save(done, _trained(params, opt_state, mstate, model), meta)
+                        ckpt.save(done, _trained(params, opt_state, mstate, model), checkpoint_meta(epoch, done, None))
                     if lead:
                         _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
                         from jconv._src.plot import save_curves
