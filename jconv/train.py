@@ -1,10 +1,12 @@
 """Training: a jit-compiled, data-parallel optax SGD step and a resumable fit loop."""
 
+from jconv._src.train import DIVERGENCE_FACTOR as DIVERGENCE_FACTOR
 from jconv._src.train import Metrics as Metrics
 from jconv._src.train import Preempted as Preempted
 from jconv._src.train import TrainConfig as TrainConfig
 from jconv._src.train import TrainingError as TrainingError
 from jconv._src.train import batch_putter as batch_putter
+from jconv._src.train import check_output as check_output
 from jconv._src.train import data_mesh as data_mesh
 from jconv._src.train import evaluate as evaluate
 from jconv._src.train import fit as fit
@@ -13,5 +15,6 @@ from jconv._src.train import make_eval_step as make_eval_step
 from jconv._src.train import make_optimizer as make_optimizer
 from jconv._src.train import make_train_step as make_train_step
 
-__all__ = ("Metrics", "Preempted", "TrainConfig", "TrainingError", "batch_putter", "data_mesh", "evaluate", "fit",
-           "loss_and_metrics", "make_eval_step", "make_optimizer", "make_train_step")
+__all__ = ("DIVERGENCE_FACTOR", "Metrics", "Preempted", "TrainConfig", "TrainingError", "batch_putter",
+           "check_output", "data_mesh", "evaluate", "fit", "loss_and_metrics", "make_eval_step", "make_optimizer",
+           "make_train_step")

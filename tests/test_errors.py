@@ -93,3 +93,63 @@ def test_errors_are_raised_at_trace_time_under_jit():
 def test_numpy_and_list_inputs_are_accepted():
     y = jc.conv2d(np.ones((1, 1, 3, 3)), [[[[1.0]]]])
     np.testing.assert_array_equal(y, np.ones((1, 1, 3, 3)))
+
+
+# --- layers: an input that does not fit the parameters names the layer, where it sits, what it
+# expected, what it got, and the input shape the model was built for.
+
+from jconv import nn  # noqa: E402
+
+
+def _lenet():
+    net = jc.models.lenet(variant="modern")
+    return net, net.init(jax.random.key(0), (1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("shape, pattern", [
+    ((2, 1, 32, 32), r"^Sequential layer 4, Dense\(400 -> 120, Activation\(relu\)\): expected 400 input features "
+                     r"\(all axes but the first\), got 576 \(input shape \(2, 16, 6, 6\)\) "
+                     r"\(the model was built for examples of shape \(1, 28, 28\)\)"),
+    ((2, 3, 28, 28), r"^Sequential layer 0, Conv2D\(1 -> 6, kernel_size=\(5, 5\).*\): expected 1 channel on axis 1, "
+                     r"got 3 \(input shape \(2, 3, 28, 28\)\) \(the model was built for examples of shape \(1, 28, 28\)\)"),
+    ((2, 28, 28), r"^Sequential layer 0, Conv2D\(1 -> 6.*expected a 4-D input, got shape \(2, 28, 28\)"),
+    ((2, 1, 6, 6), r"^Sequential layer 2, Conv2D\(6 -> 16, .*\): expected an input its windows fit, got shape "
+                   r"\(2, 6, 3, 3\): Conv2D: the kernel .* is larger than the padded input"),
+])
+def test_model_input_errors_name_the_layer(shape, pattern):
+    net, params = _lenet()
+    with pytest.raises(nn.InputShapeError, match=pattern):
+        net.apply(params, jnp.ones(shape))
+    with pytest.raises(ValueError, match=pattern):  # the same before XLA sees it, under jit
+        jax.jit(net.apply)(params, jnp.ones(shape))
+
+
+def test_nested_and_stateful_layers_locate_the_error():
+    net = jc.models.resnet18(10, input_shape=(1, 28, 28))
+    params, state = net.init_with_state(jax.random.key(0), (1, 1, 28, 28))
+    with pytest.raises(nn.InputShapeError, match=r"^Sequential layer 0 > Sequential layer 0, Conv2D\(1 -> 64, .*"
+                                                 r"expected 1 channel on axis 1, got 3 .*built for examples of shape"):
+        net.apply_with_state(params, state, jnp.ones((2, 3, 28, 28)))
+    bn = nn.Sequential(nn.Conv2D(4, 3, padding=1), nn.BatchNorm())
+    p, s = bn.init_with_state(jax.random.key(0), (1, 2, 8, 8))
+    with pytest.raises(nn.InputShapeError, match=r"^Sequential layer 1, BatchNorm\(.*in_channels=4\): expected 4 "
+                                                 r"channels on axis 1, got 5"):
+        nn.Sequential(nn.Conv2D(5, 3, padding=1), nn.BatchNorm()).apply_with_state(
+            (nn.Conv2D(5, 3, padding=1).init(jax.random.key(0), (1, 2, 8, 8)), p[1]), s, jnp.ones((1, 2, 8, 8)))
+    res = nn.Residual(nn.Conv2D(4, 3, padding=1), nn.Conv2D(4, 1))
+    rp = res.init(jax.random.key(0), (1, 2, 8, 8))
+    with pytest.raises(nn.InputShapeError, match=r"^Residual body, Conv2D\(2 -> 4.*got 3"):
+        res.apply(rp, jnp.ones((1, 3, 8, 8)))
+    cat = nn.Concat(nn.Conv2D(2, 1), nn.Conv2D(3, 1))
+    cp = cat.init(jax.random.key(0), (1, 4, 3, 3))
+    with pytest.raises(nn.InputShapeError, match=r"^Concat branch 0, Conv2D\(4 -> 2.*got 5"):
+        cat.apply(cp, jnp.ones((1, 5, 3, 3)))
+
+
+def test_a_layer_alone_names_itself_and_dense_without_flatten():
+    dense = nn.Dense(3, flatten=False)
+    p = dense.init(jax.random.key(0), (2, 5))
+    with pytest.raises(nn.InputShapeError, match=r"^Dense\(5 -> 3, linear\): expected 5 input features \(the last "
+                                                 r"axis\), got 4 \(input shape \(2, 4\)\)$"):
+        dense.apply(p, jnp.ones((2, 4)))
+    assert issubclass(nn.InputShapeError, ValueError)

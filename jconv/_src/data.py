@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import urllib.request
 from collections import deque
@@ -113,13 +114,22 @@ def _idx_dataset(name: str, data_dir: str | None, download: bool) -> Dataset:
     folder = os.path.join(data_dir or "data", name)
     missing = [f for f in IDX_FILES if not os.path.exists(os.path.join(folder, f))]
     if missing and download:
+        made = folder  # the outermost folder this call creates (removed again if the download fails)
+        while not os.path.isdir(os.path.dirname(made) or "."):
+            made = os.path.dirname(made)
+        made = None if os.path.isdir(folder) else made
         os.makedirs(folder, exist_ok=True)
         for f in missing:
+            part = os.path.join(folder, f) + ".part"
             try:
-                urllib.request.urlretrieve(IDX_URLS[name] + f, os.path.join(folder, f) + ".part")
+                urllib.request.urlretrieve(IDX_URLS[name] + f, part)
             except OSError as e:
-                raise DataError(f"{name}: downloading {IDX_URLS[name] + f} failed: {e}") from e
-            os.replace(os.path.join(folder, f) + ".part", os.path.join(folder, f))
+                if made:
+                    shutil.rmtree(made, ignore_errors=True)
+                elif os.path.exists(part):
+                    os.remove(part)
+                raise DataError(f"{name}: downloading {IDX_URLS[name] + f} failed: {e}") from None
+            os.replace(part, os.path.join(folder, f))
         missing = []
     if missing:
         raise DataError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def save_curves(history: list[dict], path: str) -> None:
+def save_curves(history: list[dict], path: str, title: str = "training curves") -> None:
     """Writes a PNG of ``train_loss``, ``train_acc`` and ``test_acc`` against ``epoch``."""
     import matplotlib
 
@@ -18,6 +18,8 @@ def save_curves(history: list[dict], path: str) -> None:
     ax.plot(epochs, [r["train_acc"] for r in history], "m--", label="train acc")
     ax.plot(epochs, [r["test_acc"] for r in history], "g-.", label="test acc")
     ax.set_xlabel("epoch")
+    ax.set_ylabel("loss / accuracy")
+    ax.set_title(title)
     ax.set_xlim(1, max(epochs[-1], 2))
     ax.grid(True)
     ax.legend()

@@ -9,10 +9,13 @@ same code runs data-parallel and XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -30,6 +33,11 @@ from jconv._src.preemption import PreemptionWatch
 
 class TrainingError(Exception):
     """Training cannot go on (non-finite loss, unusable checkpoints, bad flags); one-line message."""
+
+
+#: A run stops when an epoch's mean training loss exceeds this multiple of its first step's loss
+#: (or is not finite): the learning rate is too large for the model (``jconv train --lr``).
+DIVERGENCE_FACTOR = 10.0
 
 
 class Metrics(NamedTuple):
@@ -264,6 +272,58 @@ class _Checkpoints:
         self.manager.close()
 
 
+_RUN_FILES = ("metrics.jsonl", "curves.png")
+
+
+def _run_in(out: str) -> str | None:
+    """A description of the run that ``out`` holds (checkpoints or metrics), or None."""
+    ckpts = os.path.join(out, "checkpoints")
+    steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
+    metrics = os.path.join(out, "metrics.jsonl")
+    epochs = sum(1 for _ in open(metrics)) if os.path.isfile(metrics) else 0
+    if not steps and not epochs:
+        return None
+    parts = ([f"checkpoints after {', '.join(map(str, steps))} steps"] if steps else []) + (
+        [f"{_plural(epochs, 'epoch')} in metrics.jsonl"] if epochs else [])
+    return " and ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def check_output(out: str, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Checks that ``out`` can be written (creating it) and does not hold another run, unless
+    ``resume`` (continue it) or ``overwrite`` (replace it) is given.
+
+    Raises:
+      TrainingError: naming the folder and the OS error, or the run found there.
+    """
+    if resume and overwrite:
+        raise TrainingError("--resume continues the run in the output folder and --overwrite replaces it; "
+                            "give one of them")
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".jconv-write-test-"):
+            pass
+    except OSError as e:
+        raise TrainingError(f"cannot write to the output folder {out}: {e.strerror or e}") from None
+    run = _run_in(out)
+    if run and not (resume or overwrite):
+        raise TrainingError(
+            f"the output folder {out} holds another run ({run}); pass --resume to continue it, "
+            f"--overwrite to replace it, or choose another --out"
+        )
+
+
+def _clear_run(out: str) -> None:
+    """Removes the run in ``out`` (its checkpoints, metrics and curves; nothing else)."""
+    shutil.rmtree(os.path.join(out, "checkpoints"), ignore_errors=True)
+    for name in _RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, name))
+
+
 def _write_jsonl(path: str, history: list[dict]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -286,6 +346,7 @@ def fit(
     out: str | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
     mesh: Mesh | None = None,
@@ -297,7 +358,10 @@ def fit(
     Dropout draw step ``s``'s masks from ``fold_in(fold_in(key, 2), s)``.
 
     Writes ``out/metrics.jsonl``, ``out/curves.png`` and ``out/checkpoints/`` (orbax, the last 3,
-    named by the number of optimizer steps done) when ``out`` is given. All randomness derives
+    named by the number of optimizer steps done) when ``out`` is given. A folder that holds
+    another run is refused unless ``resume`` (continue it; ``config.epochs`` below the epochs it
+    has done is an error, equal is nothing to do) or ``overwrite`` (its checkpoints, metrics and
+    curves are removed first). All randomness derives
     from ``config.seed``: parameters from ``fold_in(key, 0)``, epoch ``e``'s shuffle from
     ``fold_in(fold_in(key, 1), e)``, so a run resumed from any checkpoint ends with the metrics of
     an uninterrupted run (on the same devices: another device count sums in another order).
@@ -306,11 +370,15 @@ def fit(
     checkpoint of that step (with the position in the epoch) is committed and :class:`Preempted`
     is raised; a second signal ends the process at once. See :mod:`jconv._src.preemption`.
 
+    A run whose epoch mean loss is not finite, or above :data:`DIVERGENCE_FACTOR` times the loss
+    of its first step, stops with a :class:`TrainingError` (the last good checkpoint is kept).
+
     Raises:
       Preempted: after a preemption signal (the checkpoint, if ``out``, is committed).
-      TrainingError: non-finite loss (the last good checkpoint is kept), a batch size that the
-        devices do not divide, unusable checkpoints, a resume with different settings, or
-        processes of one run started with different flags or folders.
+      TrainingError: a diverging loss, an output folder that cannot be written or holds another
+        run, a batch size that the devices do not divide, unusable checkpoints, a resume with
+        different settings or fewer epochs than done, or processes of one run started with
+        different flags or folders.
     """
     mesh = mesh or data_mesh()
     n_dev = mesh.devices.size
@@ -319,8 +387,17 @@ def fit(
             f"--batch-size {config.batch_size} is not divisible by the {n_dev} devices of the "
             f"data mesh; use a multiple of {n_dev}"
         )
-    check_same_run({**dataclasses.asdict(config), "resume": resume}, out, TrainingError)
+    if out:
+        check_output(out, resume=resume, overwrite=overwrite)
+    check_same_run({**dataclasses.asdict(config), "resume": resume, "overwrite": overwrite}, out, TrainingError)
     lead = jax.process_index() == 0
+    if out and overwrite:  # every process has checked the folder (above) before process 0 clears it
+        if lead:
+            _clear_run(out)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("jconv: output folder cleared")
     say = log if lead else (lambda s: None)
     key = jax.random.key(config.seed)
     input_shape = (1,) + dataset.x_train.shape[1:]
@@ -338,15 +415,14 @@ def fit(
     steps_per_epoch = math.ceil(n / config.batch_size)
     history: list[dict] = []
     partial: dict[str, Any] | None = None  # the position inside an epoch that a preemption saved
+    first_loss: float | None = None  # the loss of the run's first step (divergence is measured from it)
 
     def checkpoint_meta(epochs_done: int, done: int, partial: dict[str, Any] | None) -> dict[str, Any]:
         """A checkpoint's metadata: after ``done`` steps, ``epochs_done`` whole epochs."""
         return {"epoch": epochs_done, "global_step": done, "steps_per_epoch": steps_per_epoch,
-                "history": history, "config": config.same_run(), "partial": partial}
+                "history": history, "config": config.same_run(), "partial": partial, "first_loss": first_loss}
 
     ckpt = _Checkpoints(os.path.join(out, "checkpoints")) if out else None
-    if out and lead:
-        os.makedirs(out, exist_ok=True)
     try:
         if resume and ckpt:
             restored = ckpt.restore_newest(_trained(params, opt_state, mstate, model), say)
@@ -360,10 +436,16 @@ def fit(
                     )
                 params, opt_state, history = state["params"], state["opt_state"], meta["history"]
                 mstate = state.get("model_state", mstate)
-                partial = meta["partial"]
+                partial, first_loss = meta["partial"], meta.get("first_loss")
+                if len(history) > config.epochs:
+                    raise TrainingError(
+                        f"the run in {out} has already trained {_plural(len(history), 'epoch')}; nothing to "
+                        f"do for --epochs {config.epochs} (a run cannot go back; give --epochs "
+                        f"{len(history) + 1} or more to continue it)"
+                    )
                 say(f"resumed from {ckpt.directory}/{meta['global_step']} ({_position(meta)})")
-                if len(history) >= config.epochs:
-                    say(f"the run has already done {len(history)} epochs (--epochs {config.epochs})")
+                if len(history) == config.epochs:
+                    say(f"already trained {_plural(len(history), 'epoch')}; nothing to do")
             else:
                 say(f"no checkpoint in {ckpt.directory}; starting from scratch")
 
@@ -399,16 +481,15 @@ def fit(
                         jax.block_until_ready(ms[-1])
                     ms.append(m)
                     bar.update(1)
-                loss_sum, correct, count = _sum_metrics(ms)  # the epoch's one host synchronisation
+                host = _host_metrics(ms)  # the epoch's one host synchronisation
+                loss_sum, correct, count = _sum_metrics(host)
                 seconds += time.perf_counter() - start
                 bar.close()
                 train_loss = loss_sum / count
-                if not math.isfinite(train_loss):
-                    last = f"; the last good checkpoint is in {ckpt.directory}" if ckpt and epoch > 1 else ""
-                    raise TrainingError(
-                        f"non-finite training loss ({train_loss}) in epoch {epoch}: stopping "
-                        f"(try a smaller --lr){last}"
-                    )
+                if first_loss is None:
+                    first_loss = host[0][0] / host[0][2]
+                _check_divergence(train_loss, first_loss, epoch, config.lr,
+                                  ckpt.directory if ckpt and epoch > 1 else None)
                 test_acc = evaluate(eval_step, params, dataset.x_test, dataset.y_test, put, config.batch_size, mstate)
                 row = {
                     "epoch": epoch,
@@ -431,11 +512,24 @@ def fit(
                         _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
                         from jconv._src.plot import save_curves
 
-                        save_curves(history, os.path.join(out, "curves.png"))
+                        save_curves(history, os.path.join(out, "curves.png"),
+                                    title=f"{config.model} on {config.dataset}")
     finally:
         if ckpt:
             ckpt.close()
     return params, history
+
+
+def _check_divergence(loss: float, first_loss: float, epoch: int, lr: float, last_good: str | None) -> None:
+    """Raises :class:`TrainingError` when an epoch's mean loss is not finite or above
+    ``DIVERGENCE_FACTOR`` times the first step's."""
+    if math.isfinite(loss) and not loss > DIVERGENCE_FACTOR * first_loss:
+        return
+    why = (f"non-finite training loss ({loss})" if not math.isfinite(loss) else
+           f"the training loss diverged (mean {loss:.4g}, more than {DIVERGENCE_FACTOR:g}x the "
+           f"first step's {first_loss:.4g})")
+    kept = f"; the last good checkpoint is in {last_good}" if last_good else ""
+    raise TrainingError(f"{why} in epoch {epoch}: stopping (try a smaller --lr than {lr:g}){kept}")
 
 
 def _trained(params: Any, opt_state: Any, model_state: Any, model: Layer) -> dict[str, Any]:

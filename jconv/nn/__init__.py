@@ -1,6 +1,7 @@
 """Layers as immutable ``(init, apply, output_shape)`` objects over parameter pytrees."""
 
 from jconv._src.nn.base import ACTIVATIONS as ACTIVATIONS
+from jconv._src.nn.base import InputShapeError as InputShapeError
 from jconv._src.nn.linear import Activation as Activation
 from jconv._src.nn.pooling import AvgPool2D as AvgPool2D
 from jconv._src.nn.conv import Conv2D as Conv2D
@@ -33,6 +34,7 @@ __all__ = (
     "Flatten",
     "GlobalAvgPool2D",
     "GlobalMaxPool2D",
+    "InputShapeError",
     "Lambda",
     "Layer",
     "MaxPool2D",

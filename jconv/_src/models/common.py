@@ -32,12 +32,17 @@ def fits(net: nn.Layer, shape: Shape) -> bool:
     return True
 
 
+def built_for(net: nn.Sequential, shape: Shape) -> nn.Sequential:
+    """``net`` recording the example shape ``shape[1:]`` it was built for (named in input errors)."""
+    return nn.Sequential(*net.layers, input_shape=shape[1:])
+
+
 def first_that_fits(fn: str, shape: Shape, *builders: Callable[[], nn.Sequential]) -> nn.Sequential:
     """The first of ``builders``' networks that accepts ``shape`` (d2l's first, then smaller stems)."""
     for build in builders:
         net = build()
         if fits(net, shape):
-            return net
+            return built_for(net, shape)
     raise ValueError(f"{fn}: input_shape {shape[1:]} is too small for this network")
 
 
@@ -49,7 +54,7 @@ def with_weight_init(layer: nn.Layer, weight_init: Any) -> nn.Layer:
     if isinstance(layer, (nn.Conv2D, nn.Dense)):
         return dataclasses.replace(layer, weight_init=weight_init)
     if isinstance(layer, nn.Sequential):
-        return nn.Sequential(*(with_weight_init(c, weight_init) for c in layer.layers))
+        return nn.Sequential(*(with_weight_init(c, weight_init) for c in layer.layers), input_shape=layer.input_shape)
     if isinstance(layer, nn.Concat):
         return nn.Concat(*(with_weight_init(b, weight_init) for b in layer.branches), axis=layer.axis)
     if isinstance(layer, nn.Residual):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jconv import nn
-from jconv._src.models.common import check_args, fits
+from jconv._src.models.common import built_for, check_args, fits
 
 VARIANTS = ("classic", "modern")
 
@@ -42,6 +42,7 @@ def lenet(num_classes: int = 10, variant: str = "classic", *, layout: str = "NCH
         nn.Dense(84, activation=act),
         nn.Dense(num_classes),
     )
-    if not fits(net, shape if layout == "NCHW" else (1,) + tuple(input_shape[1:]) + (input_shape[0],)):
+    shape = shape if layout == "NCHW" else (1,) + tuple(input_shape[1:]) + (input_shape[0],)
+    if not fits(net, shape):
         raise ValueError(f"lenet: input_shape {tuple(input_shape)} is too small for LeNet")
-    return net
+    return built_for(net, shape)

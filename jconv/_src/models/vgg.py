@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jconv import nn
-from jconv._src.models.common import check_args, with_weight_init
+from jconv._src.models.common import built_for, check_args, with_weight_init
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
@@ -47,4 +47,4 @@ def vgg11(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 
         nn.Dense(4096 // width, activation="relu"), nn.Dropout(dropout),
         nn.Dense(num_classes),
     )
-    return with_weight_init(net, weight_init)
+    return with_weight_init(built_for(net, shape), weight_init)

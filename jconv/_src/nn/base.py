@@ -89,6 +89,60 @@ def _compute_dtype(layer: Any, x: jax.Array) -> Any:
     return layer.dtype if layer.dtype is not None else checks.float_dtype(x)
 
 
+class InputShapeError(ValueError):
+    """An input that does not fit a layer's parameters (or rank, or channels).
+
+    The message names the layer (its repr), where it sits in the containers around it
+    (``Sequential layer 4``), what it expected and what it got, and the input shape the model was
+    built for when its builder recorded one (``Sequential(..., input_shape=...)``).
+    """
+
+    def __init__(self, layer: Any, expected: str, got: str):
+        super().__init__()
+        self.layer, self.expected, self.got = layer, expected, got
+        self.where: list[str] = []
+        self.model_input: Shape | None = None
+
+    def __str__(self) -> str:
+        where = " > ".join(self.where)
+        s = f"{where + ', ' if where else ''}{self.layer!r}: expected {self.expected}, got {self.got}"
+        if self.model_input is not None:
+            s += f" (the model was built for examples of shape {self.model_input})"
+        return s
+
+
+def _check_input(layer: Any, x: Any, ndim: Sequence[int], axis: int | None = None, size: int | None = None,
+                 what: str = "channels") -> None:
+    """Raises :class:`InputShapeError` unless ``x`` has one of the ranks ``ndim`` and, when
+    ``axis`` is given, ``size`` entries along it."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) not in ndim:
+        raise InputShapeError(layer, f"a {' or '.join(map(str, ndim))}-D input",
+                              f"shape {shape}")
+    if axis is not None and shape[axis] != size:
+        raise InputShapeError(layer, f"{size} {what if size != 1 else what[:-1]} on axis {axis % len(shape)}",
+                              f"{shape[axis]} (input shape {shape})")
+
+
+def _check_fits(layer: Any, x: Any) -> None:
+    """Raises :class:`InputShapeError` when ``layer.output_shape`` refuses ``x``'s shape (a
+    window larger than the padded input, a rank the layer does not take)."""
+    try:
+        layer.output_shape(tuple(x.shape))
+    except ValueError as e:
+        raise InputShapeError(layer, "an input its windows fit", f"shape {tuple(x.shape)}: {e}") from None
+
+
+def _located(where: str, call: Callable[[], Any]) -> Any:
+    """``call()``, with ``where`` (e.g. ``"Sequential layer 4"``) prepended to the location of an
+    :class:`InputShapeError` raised inside it."""
+    try:
+        return call()
+    except InputShapeError as e:
+        e.where.insert(0, where)
+        raise
+
+
 def _fold(key: jax.Array | None, i: int) -> jax.Array | None:
     """Child ``i``'s key: ``fold_in(key, i)`` (None stays None)."""
     return None if key is None else jax.random.fold_in(key, i)

@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from jconv._src.nn.base import Layer, Shape, _act, _act_name, _check_activation, _fold, _input_shape
+from jconv._src.nn.base import (InputShapeError, Layer, Shape, _act, _act_name, _check_activation, _fold, _input_shape,
+                                _located)
 
 
 def _check_layers(fn: str, layers: Sequence[Any]) -> tuple[Layer, ...]:
@@ -37,6 +38,10 @@ def _indent(text: str) -> str:
 class Sequential(Layer):
     """Layers applied in order. Parameters (and state): a tuple of the children's, in order.
 
+    ``input_shape`` (optional, keyword-only) records the input shape the network was built for
+    (the model builders set it); an input that does not fit a layer then raises an
+    :class:`InputShapeError` that names it, beside the layer's position and repr.
+
     Example:
       >>> import jax
       >>> from jconv import nn
@@ -47,9 +52,13 @@ class Sequential(Layer):
     """
 
     layers: tuple[Layer, ...]
+    input_shape: Shape | None = None
 
-    def __init__(self, *layers: Layer) -> None:
+    def __init__(self, *layers: Layer, input_shape: Shape | None = None) -> None:
         object.__setattr__(self, "layers", _check_layers("Sequential", layers))
+        if input_shape is not None:
+            input_shape = _input_shape("Sequential", input_shape, range(1, 9))
+        object.__setattr__(self, "input_shape", input_shape)
 
     @property
     def has_state(self) -> bool:  # type: ignore[override]
@@ -74,19 +83,29 @@ class Sequential(Layer):
 
     def apply(self, params: Sequence[Any], x: jax.Array) -> jax.Array:
         _check_entries("Sequential", "params", params, len(self.layers))
-        for layer, p in zip(self.layers, params):
-            x = layer.apply(p, x)
-        return x
+        return self._run(lambda i, layer, x: (layer.apply(params[i], x), None), x)[0]
+
+    def _run(self, call: Callable[[int, Layer, jax.Array], tuple[jax.Array, Any]], x: jax.Array
+             ) -> tuple[jax.Array, tuple]:
+        """Threads ``x`` through ``call(i, layer, x) -> (x, state_i)``; an input error inside
+        is located (``Sequential layer i``) and told the shape the model was built for."""
+        states = []
+        try:
+            for i, layer in enumerate(self.layers):
+                x, s = _located(f"Sequential layer {i}", lambda: call(i, layer, x))
+                states.append(s)
+        except InputShapeError as e:
+            if e.model_input is None:
+                e.model_input = self.input_shape
+            raise
+        return x, tuple(states)
 
     def apply_with_state(self, params: Sequence[Any], state: Sequence[Any], x: jax.Array, *,
                          train: bool = False, key: jax.Array | None = None) -> tuple[jax.Array, tuple]:
         _check_entries("Sequential", "params", params, len(self.layers))
         _check_entries("Sequential", "state", state, len(self.layers))
-        new = []
-        for i, (layer, p, s) in enumerate(zip(self.layers, params, state)):
-            x, s = layer.apply_with_state(p, s, x, train=train, key=_fold(key, i))
-            new.append(s)
-        return x, tuple(new)
+        return self._run(
+            lambda i, layer, x: layer.apply_with_state(params[i], state[i], x, train=train, key=_fold(key, i)), x)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
@@ -99,7 +118,7 @@ class Sequential(Layer):
         for layer in self.layers:
             bound.append(layer.with_inferred_sizes(shape))
             shape = layer.output_shape(shape)
-        return Sequential(*bound)
+        return Sequential(*bound, input_shape=self.input_shape)
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): " + _indent(repr(l)) for i, l in enumerate(self.layers))
@@ -159,15 +178,19 @@ class Residual(Layer):
         return self.init_with_state(key, input_shape)[0]
 
     def apply(self, params: dict, x: jax.Array) -> jax.Array:
-        short = x if self.shortcut is None else self.shortcut.apply(params["shortcut"], x)
-        return _act(self.activation, self.body.apply(params["body"], x) + short)
+        y = _located("Residual body", lambda: self.body.apply(params["body"], x))
+        short = x if self.shortcut is None else _located(
+            "Residual shortcut", lambda: self.shortcut.apply(params["shortcut"], x))
+        return _act(self.activation, y + short)
 
     def apply_with_state(self, params: dict, state: dict, x: jax.Array, *, train: bool = False,
                          key: jax.Array | None = None) -> tuple[jax.Array, dict]:
-        y, sb = self.body.apply_with_state(params["body"], state["body"], x, train=train, key=_fold(key, 0))
+        y, sb = _located("Residual body", lambda: self.body.apply_with_state(
+            params["body"], state["body"], x, train=train, key=_fold(key, 0)))
         short, ss = x, state["shortcut"]
         if self.shortcut is not None:
-            short, ss = self.shortcut.apply_with_state(params["shortcut"], ss, x, train=train, key=_fold(key, 1))
+            short, ss = _located("Residual shortcut", lambda: self.shortcut.apply_with_state(
+                params["shortcut"], ss, x, train=train, key=_fold(key, 1)))
         return _act(self.activation, y + short), {"body": sb, "shortcut": ss}
 
     def with_inferred_sizes(self, input_shape: Shape) -> "Residual":
@@ -238,13 +261,15 @@ class Concat(Layer):
 
     def apply(self, params: Sequence[Any], x: jax.Array) -> jax.Array:
         _check_entries("Concat", "params", params, len(self.branches))
-        return jnp.concatenate([b.apply(p, x) for b, p in zip(self.branches, params)], axis=self.axis)
+        outs = [_located(f"Concat branch {i}", lambda: b.apply(p, x))
+                for i, (b, p) in enumerate(zip(self.branches, params))]
+        return jnp.concatenate(outs, axis=self.axis)
 
     def apply_with_state(self, params: Sequence[Any], state: Sequence[Any], x: jax.Array, *,
                          train: bool = False, key: jax.Array | None = None) -> tuple[jax.Array, tuple]:
         _check_entries("Concat", "params", params, len(self.branches))
         _check_entries("Concat", "state", state, len(self.branches))
-        outs = [b.apply_with_state(p, s, x, train=train, key=_fold(key, i))
+        outs = [_located(f"Concat branch {i}", lambda: b.apply_with_state(p, s, x, train=train, key=_fold(key, i)))
                 for i, (b, p, s) in enumerate(zip(self.branches, params, state))]
         return jnp.concatenate([y for y, _ in outs], axis=self.axis), tuple(s for _, s in outs)
 

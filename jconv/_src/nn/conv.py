@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jconv._src import checks
 from jconv._src.conv import conv2d, conv_geometry
-from jconv._src.nn.base import (Layer, Shape, _act, _act_name, _check_activation, _compute_dtype, _hashable,
+from jconv._src.nn.base import (Layer, Shape, _act, _check_fits, _check_input, _act_name, _check_activation, _compute_dtype, _hashable,
                                 _input_shape, _pad_repr, _padding, _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
@@ -83,7 +83,11 @@ class Conv2D(Layer):
         return _weight_and_bias(self, key, shape, self.channels)
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        dtype = _compute_dtype(self, checks.array("Conv2D", "x", x))
+        x = checks.array("Conv2D", "x", x)
+        layer = dataclasses.replace(self, in_channels=params["weight"].shape[1] * self.groups)
+        _check_input(layer, x, (4,), 1 if self.layout == "NCHW" else 3, layer.in_channels)
+        _check_fits(layer, x)
+        dtype = _compute_dtype(self, x)
         cast = lambda a: None if a is None else a.astype(dtype)  # noqa: E731
         y = conv2d(
             cast(x), cast(params["weight"]), cast(params.get("bias")), strides=self.strides, padding=self.padding,

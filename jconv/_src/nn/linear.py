@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.nn.base import (ACTIVATIONS, Layer, Shape, _act, _act_name, _check_activation, _compute_dtype,
-                                _hashable, _input_shape, _positive_int, _weight_and_bias)
+from jconv._src.nn.base import (ACTIVATIONS, InputShapeError, Layer, Shape, _act, _act_name, _check_activation,
+                                _check_input, _compute_dtype, _hashable, _input_shape, _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
 
@@ -63,6 +63,13 @@ class Dense(Layer):
 
     def apply(self, params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
         x = checks.array("Dense", "x", x)
+        layer = dataclasses.replace(self, in_units=params["weight"].shape[1])
+        _check_input(layer, x, range(2 if self.flatten else 1, 9))
+        got = math.prod(x.shape[1:]) if self.flatten else x.shape[-1]
+        if got != layer.in_units:
+            where = "all axes but the first" if self.flatten else "the last axis"
+            raise InputShapeError(layer, f"{layer.in_units} input features ({where})",
+                                  f"{got} (input shape {tuple(x.shape)})")
         dtype = _compute_dtype(self, x)
         x = x.astype(dtype)
         if self.flatten:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _compute_dtype, _input_shape, _positive_int
+from jconv._src.nn.base import InputShapeError, Layer, Shape, _check_input, _compute_dtype, _input_shape, _positive_int
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -106,7 +106,12 @@ class BatchNorm(Layer):
     def apply_with_state(self, params: dict, state: dict, x: jax.Array, *, train: bool = False,
                          key: jax.Array | None = None) -> tuple[jax.Array, dict]:
         x = checks.array("BatchNorm", "x", x)
-        ax, c = self._channels(x.shape)
+        c = state["running_mean"].shape[0]
+        _check_input(dataclasses.replace(self, in_channels=c), x, range(2, 9))
+        if not -x.ndim <= self.axis < x.ndim or self.axis % x.ndim == 0:
+            raise InputShapeError(self, f"an input with a channel axis {self.axis}", f"shape {tuple(x.shape)}")
+        _check_input(dataclasses.replace(self, in_channels=c), x, range(2, 9), self.axis, c)
+        ax = self.axis % x.ndim
         dtype = _compute_dtype(self, x)
         stat_dtype = jnp.promote_types(dtype, jnp.float32)  # statistics in at least float32
         xs = x.astype(stat_dtype)

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _input_shape, _pad_repr, _padding
+from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr, _padding
 from jconv._src.pooling import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, pool_geometry
 
 
@@ -66,6 +66,7 @@ class MaxPool2D(_Pool2D):
     """
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        _check_fits(self, x)
         return max_pool2d(x, self.pool_size, self.strides, self.padding, ceil_mode=self.ceil_mode, layout=self.layout)
 
 
@@ -81,6 +82,7 @@ class AvgPool2D(_Pool2D):
         checks.check_bool("AvgPool2D", "count_include_pad", self.count_include_pad)
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        _check_fits(self, x)
         return avg_pool2d(
             x, self.pool_size, self.strides, self.padding, ceil_mode=self.ceil_mode,
             count_include_pad=self.count_include_pad, layout=self.layout,
