@@ -15,35 +15,52 @@ import jax.numpy as jnp
 import numpy as np
 
 Pair = tuple[int, int]
-Padding = tuple[Pair, Pair]
+Padding = tuple[Pair, ...]  # per-side (lo, hi) for each spatial axis
 
 LAYOUTS = ("NCHW", "NHWC")
+#: The layouts of each spatial rank: channels first (the default), channels last.
+LAYOUTS_BY_RANK = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+_NAMES = {1: "(w,)", 2: "(h, w)", 3: "(d, h, w)"}
+_KINDS = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
 
 
 def is_int(v: Any) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
 
 
-def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
-    """Normalises an int-or-pair argument to ``(h, w)`` and checks each entry ``>= minimum``."""
+def ntuple(fn: str, name: str, value: Any, n: int, *, minimum: int = 1) -> tuple[int, ...]:
+    """Normalises an int-or-``n``-tuple argument (one entry per spatial axis) and checks each
+    entry ``>= minimum``."""
     if is_int(value):
-        out = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        out = (int(value[0]), int(value[1]))
+        out = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
+        out = tuple(int(v) for v in value)
     else:
         raise TypeError(
-            f"{fn}: `{name}` must be an int or a pair of ints (h, w), got {value!r}"
+            f"{fn}: `{name}` must be an int or {_KINDS[n]} of ints {_NAMES[n]}, got {value!r}"
         )
     if min(out) < minimum:
         raise ValueError(f"{fn}: `{name}` must be >= {minimum} in each dimension, got {value!r}")
     return out
 
 
-def layout(fn: str, value: Any) -> str:
-    """Checks a layout string: ``"NCHW"`` or ``"NHWC"``."""
-    if not isinstance(value, str) or value not in LAYOUTS:
-        raise ValueError(f"{fn}: `layout` must be one of {LAYOUTS}, got {value!r}")
+def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
+    """Normalises an int-or-pair argument to ``(h, w)`` and checks each entry ``>= minimum``."""
+    return ntuple(fn, name, value, 2, minimum=minimum)  # type: ignore[return-value]
+
+
+def layout(fn: str, value: Any, rank: int = 2) -> str:
+    """Checks a layout string of a ``rank``-D op (``None``: channels first, e.g. ``"NCHW"``)."""
+    choices = LAYOUTS_BY_RANK[rank]
+    if value is None:
+        return choices[0]
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{fn}: `layout` must be one of {choices} for {rank}-D, got {value!r}")
     return value
+
+
+def channels_last(layout_: str) -> bool:
+    return layout_[-1] == "C"
 
 
 def same_padding(size: int, window: int, stride: int) -> Pair:
@@ -54,30 +71,29 @@ def same_padding(size: int, window: int, stride: int) -> Pair:
 
 
 def padding(
-    fn: str, value: Any, spatial: Pair, window: Pair, strides: Pair
+    fn: str, value: Any, spatial: Sequence[int], window: Sequence[int], strides: Sequence[int]
 ) -> Padding:
-    """Normalises ``padding`` to per-side pairs ``((top, bottom), (left, right))``.
+    """Normalises ``padding`` to per-side pairs, one ``(lo, hi)`` per spatial axis (2-D:
+    ``((top, bottom), (left, right))``).
 
-    Accepts an int, a pair ``(ph, pw)`` (both sides), per-side pairs, or ``"valid"`` / ``"same"``
+    Accepts an int, one int per axis (both sides), per-side pairs, or ``"valid"`` / ``"same"``
     (case-insensitive). ``window`` is the effective (dilated) window extent.
     """
+    n = len(spatial)
     if isinstance(value, str):
         key = value.lower()
         if key == "valid":
-            return ((0, 0), (0, 0))
+            return ((0, 0),) * n
         if key == "same":
-            return (
-                same_padding(spatial[0], window[0], strides[0]),
-                same_padding(spatial[1], window[1], strides[1]),
-            )
+            return tuple(same_padding(d, w, s) for d, w, s in zip(spatial, window, strides))
         raise ValueError(f"{fn}: `padding` string must be 'valid' or 'same', got {value!r}")
     if is_int(value):
-        out = ((int(value),) * 2, (int(value),) * 2)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
-        out = ((int(value[0]),) * 2, (int(value[1]),) * 2)
+        out = ((int(value),) * 2,) * n
+    elif isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
+        out = tuple((int(v),) * 2 for v in value)
     elif (
         isinstance(value, (tuple, list))
-        and len(value) == 2
+        and len(value) == n
         and all(
             isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p)
             for p in value
@@ -85,9 +101,11 @@ def padding(
     ):
         out = tuple((int(p[0]), int(p[1])) for p in value)
     else:
+        sides = {1: "((left, right),)", 2: "((top, bottom), (left, right))",
+                 3: "((front, back), (top, bottom), (left, right))"}[n]
         raise TypeError(
-            f"{fn}: `padding` must be an int, a pair, per-side pairs ((top, bottom), "
-            f"(left, right)), 'valid' or 'same', got {value!r}"
+            f"{fn}: `padding` must be an int, {_KINDS[n]} {_NAMES[n]}, per-side pairs {sides}, "
+            f"'valid' or 'same', got {value!r}"
         )
     if min(min(p) for p in out) < 0:
         raise ValueError(f"{fn}: `padding` must be non-negative, got {value!r}")
@@ -109,6 +127,8 @@ def array(fn: str, name: str, value: Any) -> jax.Array:
         raise TypeError(
             f"{fn}: `{name}` must be an array, got {type(value).__name__} {value!r:.80}"
         )
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: `{name}` must be real (jconv's ops are real-valued), got {arr.dtype}")
     if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
         raise TypeError(f"{fn}: `{name}` must have a numeric dtype, got {arr.dtype}")
     return arr
@@ -126,37 +146,32 @@ def to_float(x: jax.Array, dtype: Any) -> jax.Array:
     return x if x.dtype == dtype else x.astype(dtype)
 
 
-def activation_ranks(fn: str, x: jax.Array, name: str = "x") -> bool:
-    """Checks ``x`` is 3-D (unbatched) or 4-D (batched); returns True when unbatched."""
-    if x.ndim not in (3, 4):
+def activation_ranks(fn: str, x: jax.Array, name: str = "x", rank: int = 2) -> bool:
+    """Checks ``x`` is batched (``rank + 2`` axes) or unbatched (``rank + 1``) for a ``rank``-D
+    op; returns True when unbatched."""
+    if x.ndim not in (rank + 1, rank + 2):
+        first, last = LAYOUTS_BY_RANK[rank]
+        forms = f"({', '.join(first)}) / ({', '.join(last)})"
         raise ValueError(
-            f"{fn}: `{name}` must be 4-D (N, C, H, W) / (N, H, W, C) or 3-D unbatched, "
+            f"{fn}: `{name}` must be {rank + 2}-D {forms} or {rank + 1}-D unbatched, "
             f"got shape {tuple(x.shape)}"
         )
-    return x.ndim == 3
+    return x.ndim == rank + 1
 
 
-def to_nchw(x: jax.Array, layout_: str) -> jax.Array:
-    return x if layout_ == "NCHW" else jnp.transpose(x, (0, 3, 1, 2))
+def spatial_axes(layout_: str) -> tuple[int, ...]:
+    """The spatial axes of a batched array of the given layout (2-D: those of ``H`` and ``W``)."""
+    n = len(layout_) - 2
+    return tuple(range(1, 1 + n)) if channels_last(layout_) else tuple(range(2, 2 + n))
 
 
-def from_nchw(y: jax.Array, layout_: str) -> jax.Array:
-    return y if layout_ == "NCHW" else jnp.transpose(y, (0, 2, 3, 1))
-
-
-def spatial_axes(layout_: str) -> Pair:
-    """The axes of ``H`` and ``W`` in a batched array of the given layout."""
-    return (2, 3) if layout_ == "NCHW" else (1, 2)
-
-
-def spatial_dims(shape: Sequence[int], layout_: str) -> Pair:
-    """``(H, W)`` of a batched shape in the given layout."""
-    h, w = spatial_axes(layout_)
-    return (shape[h], shape[w])
+def spatial_dims(shape: Sequence[int], layout_: str) -> tuple[int, ...]:
+    """The spatial sizes of a batched shape in the given layout (2-D: ``(H, W)``)."""
+    return tuple(shape[a] for a in spatial_axes(layout_))
 
 
 def channels(shape: Sequence[int], layout_: str) -> int:
-    return shape[1] if layout_ == "NCHW" else shape[3]
+    return shape[-1] if channels_last(layout_) else shape[1]
 
 
 def check_mode(fn: str, mode: Any, choices: Sequence[str]) -> str:

@@ -1,4 +1,11 @@
-"""2-D convolution (cross-correlation) over NCHW or NHWC activations and OIHW weights."""
+"""N-d convolution (cross-correlation) and its adjoint, the transposed convolution.
+
+One implementation for every rank: :func:`conv` takes the rank from the weight
+(``(O, C // groups, *kernel)``), :func:`conv1d` / :func:`conv2d` / :func:`conv3d` fix it; the
+CPU fast paths (1x1 as matmuls, per-offset weight gradient) are 2-D only, where they were
+measured. :func:`conv_transpose` is defined as the vector-Jacobian product of :func:`conv` with
+respect to its input, so it is the exact adjoint whatever the geometry.
+"""
 
 from __future__ import annotations
 
@@ -18,31 +25,31 @@ _PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float
 class ConvGeometry(NamedTuple):
     """Static geometry of one convolution, derived from shapes and options alone."""
 
-    padding: checks.Padding  # per-side padding actually applied
-    out_hw: checks.Pair  # output spatial size
+    padding: checks.Padding  # per-side padding actually applied, per spatial axis
+    out_size: tuple[int, ...]  # output spatial size
 
 
 def conv_geometry(
     fn: str,
-    in_hw: checks.Pair,
-    kernel_hw: checks.Pair,
-    strides: checks.Pair,
+    in_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
     padding: Any,
-    dilation: checks.Pair,
+    dilation: tuple[int, ...],
 ) -> ConvGeometry:
     """Normalises padding and computes the output size; raises if the kernel does not fit."""
-    eff = tuple((k - 1) * d + 1 for k, d in zip(kernel_hw, dilation))
-    pad = checks.padding(fn, padding, in_hw, eff, strides)  # type: ignore[arg-type]
+    eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    pad = checks.padding(fn, padding, in_size, eff, strides)
     out = []
-    for size, (lo, hi), e, s, k, d in zip(in_hw, pad, eff, strides, kernel_hw, dilation):
+    for size, (lo, hi), e, s in zip(in_size, pad, eff, strides):
         padded = size + lo + hi
         if padded < e:
             raise ValueError(
-                f"{fn}: the kernel (size {kernel_hw}, dilation {dilation}: extent {tuple(eff)}) "
-                f"is larger than the padded input (spatial size {tuple(in_hw)}, padding {pad})"
+                f"{fn}: the kernel (size {tuple(kernel)}, dilation {tuple(dilation)}: extent {eff}) "
+                f"is larger than the padded input (spatial size {tuple(in_size)}, padding {pad})"
             )
         out.append((padded - e) // s + 1)
-    return ConvGeometry(pad, (out[0], out[1]))
+    return ConvGeometry(pad, tuple(out))
 
 
 def _check_precision(fn: str, precision: Any) -> Any:
@@ -64,9 +71,9 @@ def _check_precision(fn: str, precision: Any) -> Any:
 class _ConvSpec(NamedTuple):
     """Everything static about one convolution call (hashable: a ``custom_jvp`` argument)."""
 
-    strides: checks.Pair
+    strides: tuple[int, ...]
     geometry: ConvGeometry
-    dilation: checks.Pair
+    dilation: tuple[int, ...]
     layout: str
     precision: Any
 
@@ -77,19 +84,18 @@ class _ConvSpec(NamedTuple):
 _MAX_BATCHED_WEIGHTS = 2**24
 
 
-def _conv2d_impl(
-    x: jax.Array,
-    weight: jax.Array,
-    strides: checks.Pair,
-    geometry: ConvGeometry,
-    dilation: checks.Pair,
-    groups: int,
-    layout: str,
-    precision: Any,
-) -> jax.Array:
-    """The formulation behind :func:`conv2d` (batched input, checked arguments), chosen per
-    shape from measurements on 2 CPU cores (float32, ms, jconv vs. PyTorch 2.13 in one
-    process; ``BENCHMARKS.md`` has the rest):
+def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """The formulation behind :func:`conv` (batched input, checked arguments): 2-D goes
+    through :func:`_conv2d_impl`'s measured choices, other ranks through :func:`_conv_xla`
+    (no measurement has favoured another formulation there)."""
+    if weight.ndim == 4:
+        return _conv2d_impl(x, weight, spec, groups)
+    return _conv_xla(x, weight, spec, groups)
+
+
+def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """The 2-D formulation, chosen per shape from measurements on 2 CPU cores (float32, ms,
+    jconv vs. PyTorch 2.13 in one process; ``BENCHMARKS.md`` has the rest):
 
     * 1x1 kernels on CPU: :func:`_conv_offsets` with its one offset, a batched matmul
       ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
@@ -103,18 +109,17 @@ def _conv2d_impl(
       ``(N, O, C)`` per-example weight copies and products of the matmul forms would pass
       :data:`_MAX_BATCHED_WEIGHTS` elements): :func:`_conv_xla`.
     """
-    spec = _ConvSpec(strides, geometry, dilation, layout, precision)
     out_ch, c, kh, kw = weight.shape
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
     if groups == 1 and small and jax.default_backend() == "cpu":
         if (kh, kw) == (1, 1):
             return _conv_offsets(_taps(x, spec, (1, 1)), weight, spec)
-        if layout == "NCHW" and _offsets_win(c, out_ch, geometry.out_hw):
+        if spec.layout == "NCHW" and _offsets_win(c, out_ch, spec.geometry.out_size):
             return _conv_offsets_wgrad(x, weight, spec)
     return _conv_xla(x, weight, spec, groups)
 
 
-def _offsets_win(c: int, out_ch: int, out_hw: checks.Pair) -> bool:
+def _offsets_win(c: int, out_ch: int, out_size: checks.Pair) -> bool:
     """Whether the per-offset weight gradient beats XLA:CPU's. Weight gradient alone of a
     3x3 stride-1 convolution after a ReLU, 2 CPU cores, ms (offsets / XLA):
 
@@ -134,7 +139,7 @@ def _offsets_win(c: int, out_ch: int, out_hw: checks.Pair) -> bool:
     The matmuls per offset are ``(O, H'W') @ (H'W', C)`` per example: they pay off when both
     the output (``C * O``) and the contraction (``H' * W'``) are large.
     """
-    return c * out_ch >= 2048 and out_hw[0] * out_hw[1] >= 784
+    return c * out_ch >= 2048 and out_size[0] * out_size[1] >= 784
 
 
 def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1) -> jax.Array:
@@ -149,12 +154,11 @@ def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1)
     (16, 64, 56, 56) 1.6x slower on 2 CPU cores (305 ms against 187 ms).
     """
     padding: Any = spec.geometry.padding
-    if spec.strides != (1, 1):
-        h_axis, w_axis = checks.spatial_axes(spec.layout)
+    n = weight.ndim - 2
+    if any(s != 1 for s in spec.strides):
         x = _pad(x, spec)
-        kh, kw = weight.shape[2:]
         for axis, out, s, k, d in zip(
-            (h_axis, w_axis), spec.geometry.out_hw, spec.strides, (kh, kw), spec.dilation
+            checks.spatial_axes(spec.layout), spec.geometry.out_size, spec.strides, weight.shape[2:], spec.dilation
         ):
             x = lax.slice_in_dim(x, 0, (out - 1) * s + (k - 1) * d + 1, axis=axis)
         padding = "VALID"
@@ -165,16 +169,16 @@ def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1)
         padding=padding,
         rhs_dilation=spec.dilation,
         feature_group_count=groups,
-        dimension_numbers=(spec.layout, "OIHW", spec.layout),
+        dimension_numbers=(spec.layout, "OI" + "DHW"[3 - n:], spec.layout),
         precision=spec.precision,
     )
 
 
 def _pad(x: jax.Array, spec: _ConvSpec) -> jax.Array:
     """``x`` with the convolution's zero padding applied to its spatial axes."""
-    widths = [(0, 0)] * 4
-    h_axis, w_axis = checks.spatial_axes(spec.layout)
-    widths[h_axis], widths[w_axis] = spec.geometry.padding
+    widths = [(0, 0)] * x.ndim
+    for axis, lohi in zip(checks.spatial_axes(spec.layout), spec.geometry.padding):
+        widths[axis] = lohi
     return jnp.pad(x, widths)
 
 
@@ -184,7 +188,7 @@ def _taps(x: jax.Array, spec: _ConvSpec, kernel_hw: checks.Pair) -> list[jax.Arr
     in NCHW, ``(N, H', W', C)`` in NHWC). ``conv2d`` is ``sum_ab weight[:, :, a, b] @ tap``."""
     h_axis, w_axis = checks.spatial_axes(spec.layout)
     xp = _pad(x, spec)
-    (oh, ow), (sh, sw), (dh, dw) = spec.geometry.out_hw, spec.strides, spec.dilation
+    (oh, ow), (sh, sw), (dh, dw) = spec.geometry.out_size, spec.strides, spec.dilation
     taps = []
     for a in range(kernel_hw[0]):
         for b in range(kernel_hw[1]):
@@ -199,7 +203,7 @@ def _conv_offsets(taps: list[jax.Array], weight: jax.Array, spec: _ConvSpec) -> 
     """``conv2d(x, weight)`` from the taps of ``x``: one batched matmul per kernel offset,
     ``weight[:, :, a, b]`` broadcast over the batch, so that the transpose (the weight
     gradient) is ``sum_n dy[n] @ tap[n]^T`` per offset: batch-``n`` matmuls, then a sum."""
-    n, (oh, ow) = taps[0].shape[0], spec.geometry.out_hw
+    n, (oh, ow) = taps[0].shape[0], spec.geometry.out_size
     out, c, kh, kw = weight.shape
     terms = []
     for t, tap in enumerate(taps):
@@ -243,6 +247,162 @@ def _conv_offsets_wgrad_jvp(
     if not isinstance(dw, SymbolicZero):
         terms.append(_conv_offsets(_taps(x, spec, weight.shape[2:]), dw, spec))
     return y, functools.reduce(lax.add, terms) if terms else jnp.zeros_like(y)
+
+
+_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
+
+
+def _weight_rank(fn: str, weight: jax.Array, rank: int | None, what: str = "out_channels, in_channels // groups") -> int:
+    """The spatial rank: ``rank`` if the op fixes it (checked against ``weight``), else from
+    ``weight.ndim - 2``."""
+    n = weight.ndim - 2 if rank is None else rank
+    if n not in (1, 2, 3) or weight.ndim != n + 2:
+        kernel = ", ".join(f"k{c.lower()}" for c in _LETTERS.get(n, "HW"))
+        need = f"{n + 2}-D ({what}, {kernel})" if rank is not None else "3-D, 4-D or 5-D (1-, 2- or 3-D kernels)"
+        raise ValueError(f"{fn}: `weight` must be {need}, got shape {tuple(weight.shape)}")
+    return n
+
+
+def _conv_args(fn: str, x: Any, weight: Any, bias: Any, strides: Any, dilation: Any, groups: Any, layout: Any,
+               precision: Any, rank: int | None, transposed: bool = False) -> tuple:
+    """Checks the arguments shared by :func:`conv` and :func:`conv_transpose`; returns
+    ``(x batched, weight, bias, unbatched, rank, strides, dilation, layout, precision, dtype)``."""
+    x = checks.array(fn, "x", x)
+    weight = checks.array(fn, "weight", weight)
+    n = _weight_rank(fn, weight, rank, "in_channels, out_channels // groups" if transposed else
+                     "out_channels, in_channels // groups")
+    layout = checks.layout(fn, layout, n)
+    unbatched = checks.activation_ranks(fn, x, rank=n)
+    if not checks.is_int(groups):
+        raise TypeError(f"{fn}: `groups` must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{fn}: `groups` must be >= 1, got {groups!r}")
+    strides_ = checks.ntuple(fn, "strides", strides, n)
+    dilation_ = checks.ntuple(fn, "dilation", dilation, n)
+    precision = _check_precision(fn, precision)
+    if unbatched:
+        x = x[None]
+    c_in = checks.channels(x.shape, layout)
+    # conv: weight (O, C // G, *k); conv_transpose: weight (C, O // G, *k), C the input channels.
+    c_w = weight.shape[0] if transposed else weight.shape[1] * groups
+    out_ch = weight.shape[1] * groups if transposed else weight.shape[0]
+    if c_in % groups:
+        raise ValueError(f"{fn}: `groups` (={groups}) must divide the input channels (={c_in})")
+    if (weight.shape[0]) % groups:
+        raise ValueError(
+            f"{fn}: `groups` (={groups}) must divide the {'input' if transposed else 'output'} channels "
+            f"weight.shape[0] (={weight.shape[0]})"
+        )
+    if c_in != c_w:
+        axis, need = (0, c_in) if transposed else (1, c_in // groups)
+        what = "in_channels" if transposed else "in_channels // groups"
+        raise ValueError(
+            f"{fn}: channel mismatch: `x` has {c_in} channels ({layout}, shape "
+            f"{tuple(x.shape)}), so `weight` needs {what} = {need} "
+            f"at axis {axis}, got weight shape {tuple(weight.shape)}"
+        )
+    arrays = [x, weight]
+    if bias is not None:
+        bias = checks.array(fn, "bias", bias)
+        if tuple(bias.shape) != (out_ch,):
+            raise ValueError(
+                f"{fn}: `bias` must have shape (out_channels,) = ({out_ch},), "
+                f"got {tuple(bias.shape)}"
+            )
+        arrays.append(bias)
+    dtype = checks.float_dtype(*arrays)
+    x, weight = checks.to_float(x, dtype), checks.to_float(weight, dtype)
+    bias = None if bias is None else checks.to_float(bias, dtype)
+    return x, weight, bias, unbatched, n, strides_, dilation_, layout, precision
+
+
+def _add_bias(y: jax.Array, bias: jax.Array | None, layout: str) -> jax.Array:
+    if bias is None:
+        return y
+    shape = [1] * y.ndim
+    shape[-1 if checks.channels_last(layout) else 1] = bias.shape[0]
+    return y + bias.reshape(shape)
+
+
+def _conv(fn: str, rank: int | None, x: Any, weight: Any, bias: Any, strides: Any, padding: Any,
+          dilation: Any, groups: Any, layout: Any, precision: Any) -> jax.Array:
+    x, weight, bias, unbatched, n, strides_, dilation_, layout, precision = _conv_args(
+        fn, x, weight, bias, strides, dilation, groups, layout, precision, rank)
+    geometry = conv_geometry(fn, checks.spatial_dims(x.shape, layout), weight.shape[2:], strides_, padding,
+                             dilation_)
+    y = _conv_impl(x, weight, _ConvSpec(strides_, geometry, dilation_, layout, precision), groups)
+    y = _add_bias(y, bias, layout)
+    return y[0] if unbatched else y
+
+
+def conv(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    *,
+    strides: int | tuple[int, ...] = 1,
+    padding: Any = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+    layout: str | None = None,
+    precision: Any = None,
+) -> jax.Array:
+    """N-d cross-correlation (1-, 2- or 3-D, the rank from ``weight.ndim - 2``), as PyTorch's
+    ``conv1d`` / ``conv2d`` / ``conv3d`` compute it.
+
+    Args:
+      x: ``(N, C, *spatial)`` (channels first: ``"NCW"``, ``"NCHW"``, ``"NCDHW"``, the default)
+        or ``(N, *spatial, C)`` (``"NWC"``, ``"NHWC"``, ``"NDHWC"``); or unbatched, without ``N``.
+      weight: ``(O, C // groups, *kernel)`` whatever the activation layout.
+      bias: ``(O,)`` or ``None``.
+      strides, dilation: an int or one per spatial axis, each >= 1.
+      padding: an int, one per axis, per-side pairs per axis, ``"valid"`` or ``"same"``.
+      groups: number of channel groups; must divide ``C`` and ``O``.
+      layout: ``None`` (channels first) or one of the rank's layout names.
+      precision: passed to ``lax.conv_general_dilated``.
+
+    Returns:
+      ``(N, O, *out)`` in the layout of ``x``, ``out = (size + lo + hi - d * (k - 1) - 1) // s + 1``
+      per axis. Float inputs keep their (promoted) dtype; integer inputs give float32; complex
+      inputs are refused (``TypeError``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.conv(jnp.arange(5.0).reshape(1, 1, 5), jnp.array([[[1.0, -1.0]]]))
+      Array([[[-1., -1., -1., -1.]]], dtype=float32)
+      >>> jc.conv(jnp.ones((2, 3, 4, 8, 8)), jnp.ones((6, 3, 3, 3, 3)), padding=1).shape
+      (2, 6, 4, 8, 8)
+    """
+    return _conv("conv", None, x, weight, bias, strides, padding, dilation, groups, layout, precision)
+
+
+def conv1d(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *, strides: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1, layout: str = "NCW", precision: Any = None) -> jax.Array:
+    """1-D cross-correlation: :func:`conv` with ``x`` ``(N, C, W)`` (``"NCW"``) or ``(N, W, C)``
+    (``"NWC"``) and ``weight`` ``(O, C // groups, kw)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.conv1d(jnp.ones((2, 4, 16)), jnp.ones((8, 4, 5)), strides=2, padding=2).shape
+      (2, 8, 8)
+    """
+    return _conv("conv1d", 1, x, weight, bias, strides, padding, dilation, groups, layout, precision)
+
+
+def conv3d(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *, strides: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1, layout: str = "NCDHW", precision: Any = None) -> jax.Array:
+    """3-D cross-correlation: :func:`conv` with ``x`` ``(N, C, D, H, W)`` (``"NCDHW"``) or
+    ``(N, D, H, W, C)`` (``"NDHWC"``) and ``weight`` ``(O, C // groups, kd, kh, kw)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.conv3d(jnp.ones((1, 2, 4, 8, 8)), jnp.ones((3, 2, 3, 3, 3)), padding="same").shape
+      (1, 3, 4, 8, 8)
+    """
+    return _conv("conv3d", 3, x, weight, bias, strides, padding, dilation, groups, layout, precision)
 
 
 def conv2d(
@@ -298,64 +458,138 @@ def conv2d(
       >>> jc.conv2d(jnp.ones((1, 1, 8, 8)), jnp.ones((1, 1, 3, 3)), padding=1, strides=2).shape
       (1, 1, 4, 4)
     """
-    fn = "conv2d"
-    x = checks.array(fn, "x", x)
-    weight = checks.array(fn, "weight", weight)
-    layout = checks.layout(fn, layout)
-    unbatched = checks.activation_ranks(fn, x)
-    if weight.ndim != 4:
-        raise ValueError(
-            f"{fn}: `weight` must be 4-D (out_channels, in_channels // groups, kh, kw), "
-            f"got shape {tuple(weight.shape)}"
-        )
-    if not checks.is_int(groups):
-        raise TypeError(f"{fn}: `groups` must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{fn}: `groups` must be >= 1, got {groups!r}")
-    strides_ = checks.pair(fn, "strides", strides)
-    dilation_ = checks.pair(fn, "dilation", dilation)
-    precision = _check_precision(fn, precision)
-    if unbatched:
-        x = x[None]
-    c_in = checks.channels(x.shape, layout)
-    out_ch, c_per_group, kh, kw = weight.shape
-    if c_in % groups:
-        raise ValueError(f"{fn}: `groups` (={groups}) must divide the input channels (={c_in})")
-    if out_ch % groups:
-        raise ValueError(
-            f"{fn}: `groups` (={groups}) must divide the output channels weight.shape[0] "
-            f"(={out_ch})"
-        )
-    if c_in // groups != c_per_group:
-        raise ValueError(
-            f"{fn}: channel mismatch: `x` has {c_in} channels ({layout}, shape "
-            f"{tuple(x.shape)}), so `weight` needs in_channels // groups = {c_in // groups} "
-            f"at axis 1, got weight shape {tuple(weight.shape)}"
-        )
-    arrays = [x, weight]
-    if bias is not None:
-        bias = checks.array(fn, "bias", bias)
-        if tuple(bias.shape) != (out_ch,):
+    return _conv("conv2d", 2, x, weight, bias, strides, padding, dilation, groups, layout, precision)
+
+
+def _transpose_geometry(fn: str, in_size: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
+                        padding: Any, output_padding: tuple[int, ...], dilation: tuple[int, ...]
+                        ) -> tuple[tuple[int, ...], ConvGeometry]:
+    """The output size of a transposed convolution and the geometry of the convolution it is
+    the adjoint of (that convolution's input is the output here)."""
+    eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    for op, s, d in zip(output_padding, strides, dilation):
+        if op >= max(s, d):
             raise ValueError(
-                f"{fn}: `bias` must have shape (out_channels,) = ({out_ch},), "
-                f"got {tuple(bias.shape)}"
+                f"{fn}: `output_padding` must be smaller than max(stride, dilation) in each dimension, "
+                f"got output_padding {output_padding} for strides {strides} and dilation {dilation}"
             )
-        arrays.append(bias)
-    geometry = conv_geometry(
-        fn, checks.spatial_dims(x.shape, layout), (kh, kw), strides_, padding, dilation_
-    )
-    dtype = checks.float_dtype(*arrays)
-    y = _conv2d_impl(
-        checks.to_float(x, dtype),
-        checks.to_float(weight, dtype),
-        strides_,
-        geometry,
-        dilation_,
-        groups,
-        layout,
-        precision,
-    )
-    if bias is not None:
-        shape = (1, out_ch, 1, 1) if layout == "NCHW" else (1, 1, 1, out_ch)
-        y = y + checks.to_float(bias, dtype).reshape(shape)
-    return y[0] if unbatched else y
+    if isinstance(padding, str) and padding.lower() == "same":
+        if any(output_padding):
+            raise ValueError(f"{fn}: `output_padding` must be 0 with padding='same', got {output_padding}")
+        out = tuple(size * s for size, s in zip(in_size, strides))  # the convolution's 'same' input
+        pad = checks.padding(fn, padding, out, eff, strides)
+    else:
+        pad = checks.padding(fn, padding, in_size, eff, strides)
+        out = tuple((size - 1) * s - lo - hi + e + op
+                    for size, s, (lo, hi), e, op in zip(in_size, strides, pad, eff, output_padding))
+    if min(out) < 1:
+        raise ValueError(
+            f"{fn}: the output would be empty: input spatial size {tuple(in_size)}, kernel {tuple(kernel)}, "
+            f"strides {strides}, padding {pad}, dilation {dilation} and output_padding {output_padding} give "
+            f"{out}; use less padding"
+        )
+    full = tuple((o + lo + hi - e) // s + 1 for o, (lo, hi), e, s in zip(out, pad, eff, strides))
+    return out, ConvGeometry(pad, full)
+
+
+def _conv_transpose(fn: str, rank: int | None, y: Any, weight: Any, bias: Any, strides: Any, padding: Any,
+                    output_padding: Any, dilation: Any, groups: Any, layout: Any, precision: Any) -> jax.Array:
+    y, weight, bias, unbatched, n, strides_, dilation_, layout, precision = _conv_args(
+        fn, y, weight, bias, strides, dilation, groups, layout, precision, rank, transposed=True)
+    output_padding_ = checks.ntuple(fn, "output_padding", output_padding, n, minimum=0)
+    in_size = checks.spatial_dims(y.shape, layout)
+    out, geometry = _transpose_geometry(fn, in_size, weight.shape[2:], strides_, padding, output_padding_,
+                                        dilation_)
+    spec = _ConvSpec(strides_, geometry, dilation_, layout, precision)
+    axes = checks.spatial_axes(layout)
+    x_shape = list(y.shape)
+    for a, o in zip(axes, out):
+        x_shape[a] = o
+    x_shape[-1 if checks.channels_last(layout) else 1] = weight.shape[1] * groups
+
+    def forward(x: jax.Array) -> jax.Array:  # the convolution, cut to y's size (output_padding >= stride)
+        z = _conv_impl(x, weight, spec, groups)
+        limit = list(z.shape)
+        for a, size in zip(axes, in_size):
+            limit[a] = size
+        return lax.slice(z, [0] * z.ndim, limit)
+
+    _, vjp = jax.vjp(forward, jnp.zeros(x_shape, y.dtype))
+    (x,) = vjp(y)
+    x = _add_bias(x, bias, layout)
+    return x[0] if unbatched else x
+
+
+def conv_transpose(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    *,
+    strides: int | tuple[int, ...] = 1,
+    padding: Any = 0,
+    output_padding: int | tuple[int, ...] = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+    layout: str | None = None,
+    precision: Any = None,
+) -> jax.Array:
+    """N-d transposed convolution: the exact adjoint of :func:`conv` with the same arguments
+    (PyTorch's ``conv_transpose1d/2d/3d``, Gluon's ``Conv2DTranspose``).
+
+    ``conv_transpose(y, w)`` is the gradient of ``<conv(x, w), y>`` with respect to ``x``, for
+    ``x`` of spatial size ``(size - 1) * s - (lo + hi) + d * (k - 1) + output_padding + 1`` per
+    axis (``output_padding`` picks among the input sizes that a strided convolution maps to the
+    same output size; ``0 <= output_padding < max(stride, dilation)``). ``padding="same"`` gives
+    ``size * s`` (TensorFlow's and Flax's rule).
+
+    Args:
+      x: ``(N, C, *spatial)`` (or channels last, or unbatched), ``C`` the input channels.
+      weight: ``(C, O // groups, *kernel)``, as PyTorch and Gluon store transposed weights
+        (the weight of the :func:`conv` it is the adjoint of).
+      bias: ``(O,)`` or ``None``.
+      strides, padding, dilation, groups, layout, precision: as :func:`conv` (of the adjoint).
+      output_padding: an int or one per spatial axis, extra rows at the end.
+
+    Returns:
+      ``(N, O, *out)`` in the layout of ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.conv_transpose(jnp.ones((1, 1, 2, 2)), jnp.ones((1, 1, 2, 2)), strides=2)[0, 0]
+      Array([[1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.],
+             [1., 1., 1., 1.]], dtype=float32)
+      >>> jc.conv_transpose(jnp.ones((1, 4, 8, 8)), jnp.ones((4, 2, 3, 3)), strides=2, padding=1,
+      ...                   output_padding=1).shape
+      (1, 2, 16, 16)
+    """
+    return _conv_transpose("conv_transpose", None, x, weight, bias, strides, padding, output_padding, dilation,
+                           groups, layout, precision)
+
+
+def conv_transpose1d(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *, strides: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                     layout: str = "NCW", precision: Any = None) -> jax.Array:
+    """1-D :func:`conv_transpose`: ``x`` ``(N, C, W)`` (or ``"NWC"``), ``weight`` ``(C, O // groups, kw)``."""
+    return _conv_transpose("conv_transpose1d", 1, x, weight, bias, strides, padding, output_padding, dilation,
+                           groups, layout, precision)
+
+
+def conv_transpose2d(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *, strides: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                     layout: str = "NCHW", precision: Any = None) -> jax.Array:
+    """2-D :func:`conv_transpose`: ``x`` ``(N, C, H, W)`` (or ``"NHWC"``), ``weight``
+    ``(C, O // groups, kh, kw)``; the up-sampling layer of FCNs, U-Nets and GAN generators."""
+    return _conv_transpose("conv_transpose2d", 2, x, weight, bias, strides, padding, output_padding, dilation,
+                           groups, layout, precision)
+
+
+def conv_transpose3d(x: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *, strides: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                     layout: str = "NCDHW", precision: Any = None) -> jax.Array:
+    """3-D :func:`conv_transpose`: ``x`` ``(N, C, D, H, W)`` (or ``"NDHWC"``), ``weight``
+    ``(C, O // groups, kd, kh, kw)``."""
+    return _conv_transpose("conv_transpose3d", 3, x, weight, bias, strides, padding, output_padding, dilation,
+                           groups, layout, precision)

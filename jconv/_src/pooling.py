@@ -1,4 +1,5 @@
-"""Max and average pooling with Gluon's defaults and PyTorch's edge rules."""
+"""Max, average, global and adaptive pooling (1-, 2- and 3-D) with Gluon's defaults and
+PyTorch's edge rules; one implementation for every rank."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ from jax import lax
 from jconv._src import checks
 
 
+Sizes = tuple[int, ...]
+
+
 class PoolGeometry(NamedTuple):
     """Static geometry of one pooling op, derived from shapes and options alone."""
 
-    padding: checks.Padding  # the user's per-side padding
-    extra: checks.Pair  # padding added at the bottom/right so ceil_mode windows fit
-    out_hw: checks.Pair
+    padding: checks.Padding  # the user's per-side padding, per spatial axis
+    extra: Sizes  # padding added at the end of each axis so ceil_mode windows fit
+    out_size: Sizes
 
 
 def pool_geometry(
     fn: str,
-    in_hw: checks.Pair,
-    pool: checks.Pair,
-    strides: checks.Pair,
+    in_hw: Sizes,
+    pool: Sizes,
+    strides: Sizes,
     padding: Any,
     ceil_mode: bool,
 ) -> PoolGeometry:
@@ -54,7 +58,7 @@ def pool_geometry(
             n = (padded - k) // s + 1
         out.append(n)
         extra.append(max((n - 1) * s + k - padded, 0))
-    return PoolGeometry(pad, (extra[0], extra[1]), (out[0], out[1]))
+    return PoolGeometry(pad, tuple(extra), tuple(out))
 
 
 def _avg_divisor(
@@ -67,20 +71,19 @@ def _avg_divisor(
     return np.minimum(start + k, size) - np.maximum(start, 0)
 
 
-def _window(layout: str, pool: checks.Pair) -> tuple[int, int, int, int]:
-    return (1, 1) + pool if layout == "NCHW" else (1,) + pool + (1,)  # type: ignore[return-value]
+def _window(layout: str, pool: Sizes) -> Sizes:
+    return (1,) + tuple(pool) + (1,) if checks.channels_last(layout) else (1, 1) + tuple(pool)
 
 
 def _reduce_padding(layout: str, geometry: PoolGeometry) -> list[checks.Pair]:
-    (pt, pb), (pl, pr) = geometry.padding
-    hw = [(pt, pb + geometry.extra[0]), (pl, pr + geometry.extra[1])]
-    return [(0, 0), (0, 0)] + hw if layout == "NCHW" else [(0, 0)] + hw + [(0, 0)]
+    sp = [(lo, hi + e) for (lo, hi), e in zip(geometry.padding, geometry.extra)]
+    return [(0, 0)] + sp + [(0, 0)] if checks.channels_last(layout) else [(0, 0), (0, 0)] + sp
 
 
 def _max_pool_impl(
-    x: jax.Array, pool: checks.Pair, strides: checks.Pair, geometry: PoolGeometry, layout: str
+    x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str
 ) -> jax.Array:
-    """The formulation behind :func:`max_pool2d` (batched, float input, checked arguments).
+    """The formulation behind max pooling of every rank (batched, float input, checked arguments).
 
     Chosen from measurements on 2 CPU cores (forward + backward, float32, ms):
 
@@ -107,7 +110,7 @@ def _max_pool_impl(
 
 
 def _max_pool_reduce_window(
-    x: jax.Array, pool: checks.Pair, strides: checks.Pair, geometry: PoolGeometry, layout: str
+    x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str
 ) -> jax.Array:
     """Max pooling as one ``reduce_window`` (the reference formulation; its gradient is
     ``select_and_scatter``, which routes ties to the first maximum in window order)."""
@@ -133,9 +136,10 @@ class _Axis1D(NamedTuple):
 
 
 def _max_pool_slices(
-    x: jax.Array, pool: checks.Pair, strides: checks.Pair, geometry: PoolGeometry, layout: str
+    x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str
 ) -> jax.Array:
-    """Max pooling as two 1-D passes (columns, then rows) of strided-slice maxima.
+    """Max pooling as one 1-D pass per spatial axis (2-D: columns, then rows) of strided-slice
+    maxima.
 
     A window's maximum is the maximum over its rows of each row's maximum, and the 1-D
     gradient rule below composes to the 2-D one: the first maximum in row-major window
@@ -144,9 +148,9 @@ def _max_pool_slices(
     :func:`_max_pool_reduce_window` and PyTorch.
     """
     axes = checks.spatial_axes(layout)
-    for i in (1, 0):
+    for i in reversed(range(len(axes))):
         (lo, hi), extra = geometry.padding[i], geometry.extra[i]
-        x = _max_pool_1d(x, _Axis1D(axes[i], pool[i], strides[i], lo, hi + extra, geometry.out_hw[i]))
+        x = _max_pool_1d(x, _Axis1D(axes[i], pool[i], strides[i], lo, hi + extra, geometry.out_size[i]))
     return x
 
 
@@ -202,44 +206,48 @@ def _max_pool_1d_jvp(a: _Axis1D, primals: tuple, tangents: tuple) -> tuple[jax.A
 
 def _avg_pool_impl(
     x: jax.Array,
-    pool: checks.Pair,
-    strides: checks.Pair,
+    pool: Sizes,
+    strides: Sizes,
     geometry: PoolGeometry,
     layout: str,
     count_include_pad: bool,
 ) -> jax.Array:
-    """The formulation behind :func:`avg_pool2d`: window sums over a static divisor."""
+    """The formulation behind average pooling: window sums over a static divisor (the product
+    of one count per axis), summed in at least float32 (bf16 input, bf16 output)."""
+    acc = jnp.promote_types(x.dtype, jnp.float32)
     sums = lax.reduce_window(
-        x,
-        np.array(0, x.dtype),
+        x.astype(acc),
+        np.array(0, acc),
         lax.add,
         _window(layout, pool),
         _window(layout, strides),
         _reduce_padding(layout, geometry),
     )
-    h, w = checks.spatial_dims(x.shape, layout)
-    (pt, pb), (pl, pr) = geometry.padding
-    dh = _avg_divisor(h, pool[0], strides[0], pt, pb, geometry.out_hw[0], count_include_pad)
-    dw = _avg_divisor(w, pool[1], strides[1], pl, pr, geometry.out_hw[1], count_include_pad)
-    divisor = np.outer(dh, dw)
-    divisor = divisor[None, None] if layout == "NCHW" else divisor[None, :, :, None]
-    return sums / jnp.asarray(divisor, x.dtype)
+    counts = [
+        _avg_divisor(size, k, s, lo, hi, n, count_include_pad)
+        for size, k, s, (lo, hi), n in zip(checks.spatial_dims(x.shape, layout), pool, strides, geometry.padding,
+                                          geometry.out_size)
+    ]
+    divisor = functools.reduce(np.multiply.outer, counts)
+    divisor = divisor[None, ..., None] if checks.channels_last(layout) else divisor[None, None]
+    return (sums / jnp.asarray(divisor, acc)).astype(x.dtype)
 
 
 def _pool_args(
     fn: str,
+    rank: int,
     x: Any,
     pool_size: Any,
     strides: Any,
     padding: Any,
     ceil_mode: Any,
     layout: str,
-) -> tuple[jax.Array, bool, checks.Pair, checks.Pair, PoolGeometry, str]:
+) -> tuple[jax.Array, bool, Sizes, Sizes, PoolGeometry, str]:
     x = checks.array(fn, "x", x)
-    layout = checks.layout(fn, layout)
-    unbatched = checks.activation_ranks(fn, x)
-    pool = checks.pair(fn, "pool_size", pool_size)
-    strides_ = pool if strides is None else checks.pair(fn, "strides", strides)
+    layout = checks.layout(fn, layout, rank)
+    unbatched = checks.activation_ranks(fn, x, rank=rank)
+    pool = checks.ntuple(fn, "pool_size", pool_size, rank)
+    strides_ = pool if strides is None else checks.ntuple(fn, "strides", strides, rank)
     ceil_mode = checks.check_bool(fn, "ceil_mode", ceil_mode)
     if unbatched:
         x = x[None]
@@ -261,6 +269,23 @@ _POOL_SEMANTICS = """
       ``ceil((H + top + bottom - kh) / sh) + 1``), but a window that would start in the
       bottom/right padding is dropped.
 """
+
+
+def _max_pool(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
+              layout: Any) -> jax.Array:
+    x, unbatched, pool, strides_, geometry, layout = _pool_args(
+        fn, rank, x, pool_size, strides, padding, ceil_mode, layout)
+    y = _max_pool_impl(x, pool, strides_, geometry, layout)
+    return y[0] if unbatched else y
+
+
+def _avg_pool(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
+              count_include_pad: Any, layout: Any) -> jax.Array:
+    count_include_pad = checks.check_bool(fn, "count_include_pad", count_include_pad)
+    x, unbatched, pool, strides_, geometry, layout = _pool_args(
+        fn, rank, x, pool_size, strides, padding, ceil_mode, layout)
+    y = _avg_pool_impl(x, pool, strides_, geometry, layout, count_include_pad)
+    return y[0] if unbatched else y
 
 
 def max_pool2d(
@@ -310,11 +335,7 @@ def max_pool2d(
              [ 8., 11.],
              [12., 15.]], dtype=float32)
     """
-    x, unbatched, pool, strides_, geometry, layout = _pool_args(
-        "max_pool2d", x, pool_size, strides, padding, ceil_mode, layout
-    )
-    y = _max_pool_impl(x, pool, strides_, geometry, layout)
-    return y[0] if unbatched else y
+    return _max_pool("max_pool2d", 2, x, pool_size, strides, padding, ceil_mode, layout)
 
 
 def avg_pool2d(
@@ -353,25 +374,56 @@ def avg_pool2d(
       Array([[ 2.5,  4.5],
              [10.5, 12.5]], dtype=float32)
     """
-    fn = "avg_pool2d"
-    count_include_pad = checks.check_bool(fn, "count_include_pad", count_include_pad)
-    x, unbatched, pool, strides_, geometry, layout = _pool_args(
-        fn, x, pool_size, strides, padding, ceil_mode, layout
-    )
-    y = _avg_pool_impl(x, pool, strides_, geometry, layout, count_include_pad)
-    return y[0] if unbatched else y
+    return _avg_pool("avg_pool2d", 2, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
 
 
 max_pool2d.__doc__ = max_pool2d.__doc__.replace("{semantics}", _POOL_SEMANTICS)  # type: ignore[union-attr]
 avg_pool2d.__doc__ = avg_pool2d.__doc__.replace("{semantics}", _POOL_SEMANTICS)  # type: ignore[union-attr]
 
 
-def _global_pool(fn: str, x: Any, layout: str, reduce: Any) -> jax.Array:
+def max_pool1d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
+               layout: str = "NCW") -> jax.Array:
+    """1-D max pooling: :func:`max_pool2d`'s semantics over ``(N, C, W)`` (``"NCW"``) or
+    ``(N, W, C)`` (``"NWC"``); ``pool_size``, ``strides``, ``padding`` an int or a 1-tuple.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.max_pool1d(jnp.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]]), 2)
+      Array([[[3., 5.]]], dtype=float32)
+    """
+    return _max_pool("max_pool1d", 1, x, pool_size, strides, padding, ceil_mode, layout)
+
+
+def max_pool3d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
+               layout: str = "NCDHW") -> jax.Array:
+    """3-D max pooling: :func:`max_pool2d`'s semantics over ``(N, C, D, H, W)`` (``"NCDHW"``) or
+    ``(N, D, H, W, C)`` (``"NDHWC"``); ties go to the first maximum in ``(d, h, w)`` order."""
+    return _max_pool("max_pool3d", 3, x, pool_size, strides, padding, ceil_mode, layout)
+
+
+def avg_pool1d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
+               count_include_pad: bool = True, layout: str = "NCW") -> jax.Array:
+    """1-D average pooling: :func:`avg_pool2d`'s semantics over ``(N, C, W)`` or ``(N, W, C)``."""
+    return _avg_pool("avg_pool1d", 1, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
+
+
+def avg_pool3d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
+               count_include_pad: bool = True, layout: str = "NCDHW") -> jax.Array:
+    """3-D average pooling: :func:`avg_pool2d`'s semantics over ``(N, C, D, H, W)`` or
+    ``(N, D, H, W, C)``."""
+    return _avg_pool("avg_pool3d", 3, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
+
+
+def _global_pool(fn: str, rank: int, x: Any, layout: str, reduce: Any) -> jax.Array:
     x = checks.array(fn, "x", x)
-    layout = checks.layout(fn, layout)
-    checks.activation_ranks(fn, x)
+    layout = checks.layout(fn, layout, rank)
+    unbatched = checks.activation_ranks(fn, x, rank=rank)
     x = checks.to_float(x, checks.float_dtype(x))
-    axes = (-2, -1) if layout == "NCHW" else (-3, -2)
+    lead = 0 if unbatched else 1
+    axes = tuple(a - 1 + lead for a in checks.spatial_axes(layout))  # spatial axes of x as given
+    if reduce is jnp.mean:  # sums in at least float32
+        return jnp.mean(x, axis=axes, keepdims=True, dtype=jnp.promote_types(x.dtype, jnp.float32)).astype(x.dtype)
     return reduce(x, axis=axes, keepdims=True)
 
 
@@ -391,7 +443,7 @@ def global_max_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
       >>> jc.global_max_pool2d(jnp.arange(8.0).reshape(1, 2, 2, 2)).ravel()
       Array([3., 7.], dtype=float32)
     """
-    return _global_pool("global_max_pool2d", x, layout, jnp.max)
+    return _global_pool("global_max_pool2d", 2, x, layout, jnp.max)
 
 
 def global_avg_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
@@ -410,4 +462,130 @@ def global_avg_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
       >>> jc.global_avg_pool2d(jnp.arange(8.0).reshape(1, 2, 2, 2)).ravel()
       Array([1.5, 5.5], dtype=float32)
     """
-    return _global_pool("global_avg_pool2d", x, layout, jnp.mean)
+    return _global_pool("global_avg_pool2d", 2, x, layout, jnp.mean)
+
+
+def global_max_pool1d(x: jax.Array, *, layout: str = "NCW") -> jax.Array:
+    """Max over the spatial axis: ``(N, C, W) -> (N, C, 1)`` (or ``"NWC"``; unbatched accepted)."""
+    return _global_pool("global_max_pool1d", 1, x, layout, jnp.max)
+
+
+def global_avg_pool1d(x: jax.Array, *, layout: str = "NCW") -> jax.Array:
+    """Mean over the spatial axis: ``(N, C, W) -> (N, C, 1)`` (or ``"NWC"``; unbatched accepted)."""
+    return _global_pool("global_avg_pool1d", 1, x, layout, jnp.mean)
+
+
+def global_max_pool3d(x: jax.Array, *, layout: str = "NCDHW") -> jax.Array:
+    """Max over the spatial axes: ``(N, C, D, H, W) -> (N, C, 1, 1, 1)`` (or ``"NDHWC"``)."""
+    return _global_pool("global_max_pool3d", 3, x, layout, jnp.max)
+
+
+def global_avg_pool3d(x: jax.Array, *, layout: str = "NCDHW") -> jax.Array:
+    """Mean over the spatial axes: ``(N, C, D, H, W) -> (N, C, 1, 1, 1)`` (or ``"NDHWC"``)."""
+    return _global_pool("global_avg_pool3d", 3, x, layout, jnp.mean)
+
+
+# --- adaptive pooling: PyTorch's bins, bin i of n over size L = [floor(i L / n), ceil((i + 1) L / n)).
+
+def adaptive_bins(size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(start, end)`` of the ``n`` bins of an axis of ``size`` (PyTorch's rule; they overlap
+    when ``n`` does not divide ``size`` and repeat elements when ``n > size``)."""
+    i = np.arange(n)
+    return (i * size) // n, -((-(i + 1) * size) // n)
+
+
+def _adaptive_args(fn: str, rank: int, x: Any, output_size: Any, layout: Any) -> tuple:
+    x = checks.array(fn, "x", x)
+    layout = checks.layout(fn, layout, rank)
+    unbatched = checks.activation_ranks(fn, x, rank=rank)
+    if unbatched:
+        x = x[None]
+    size = checks.spatial_dims(x.shape, layout)
+    if isinstance(output_size, (tuple, list)) and len(output_size) == rank:  # None keeps that axis's size
+        output_size = tuple(s if o is None else o for o, s in zip(output_size, size))
+    out = checks.ntuple(fn, "output_size", output_size, rank)
+    if min(size) < 1:
+        raise ValueError(f"{fn}: `x` has an empty spatial axis, shape {tuple(x.shape)}")
+    return checks.to_float(x, checks.float_dtype(x)), unbatched, out, layout
+
+
+def _adaptive_avg_axis(x: jax.Array, axis: int, n: int) -> jax.Array:
+    """Bin means along ``axis`` as one contraction with a static ``(n, L)`` pooling matrix
+    (its transpose spreads the gradient back, as PyTorch does)."""
+    size = x.shape[axis]
+    start, end = adaptive_bins(size, n)
+    pos = np.arange(size)
+    matrix = ((pos >= start[:, None]) & (pos < end[:, None])) / (end - start)[:, None]
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    y = jnp.tensordot(x.astype(acc), jnp.asarray(matrix, acc), axes=[[axis], [1]], precision="highest")
+    return jnp.moveaxis(y, -1, axis).astype(x.dtype)
+
+
+def _adaptive_max_axis(x: jax.Array, axis: int, n: int) -> jax.Array:
+    """Bin maxima along ``axis``: each bin's elements gathered into a new axis of the largest
+    bin's width (shorter bins repeat their last element), then the first maximum taken with
+    ``argmax`` so that the gradient goes to one element, the first maximum (PyTorch's rule)."""
+    size = x.shape[axis]
+    start, end = adaptive_bins(size, n)
+    width = int((end - start).max())
+    index = np.minimum(start[:, None] + np.arange(width)[None, :], end[:, None] - 1)  # (n, width)
+    g = jnp.take(x, jnp.asarray(index.ravel()), axis=axis)
+    g = g.reshape(x.shape[:axis] + (n, width) + x.shape[axis + 1:])
+    first = jnp.argmax(g, axis=axis + 1, keepdims=True)
+    return jnp.take_along_axis(g, first, axis=axis + 1).squeeze(axis + 1)
+
+
+def _adaptive(fn: str, rank: int, x: Any, output_size: Any, layout: Any, one_axis: Any) -> jax.Array:
+    x, unbatched, out, layout = _adaptive_args(fn, rank, x, output_size, layout)
+    for axis, n in reversed(list(zip(checks.spatial_axes(layout), out))):  # last axis first
+        x = one_axis(x, axis, n)
+    return x[0] if unbatched else x
+
+
+_ADAPTIVE_DOC = """Adaptive {kind} pooling to a fixed output size ({rank}-D), PyTorch's
+    ``adaptive_{kind}_pool{rank}d``: bin ``i`` of ``n`` over an axis of size ``L`` covers
+    ``[floor(i * L / n), ceil((i + 1) * L / n))``, so bins overlap when ``n`` does not divide
+    ``L`` and an output larger than the input repeats elements.
+
+    Args:
+      x: ``(N, C, *spatial)`` (``"{first}"``) or channels last (``"{last}"``); or unbatched.
+      output_size: an int or one per spatial axis (``None`` keeps that axis's size).
+      layout: ``"{first}"`` or ``"{last}"``.
+
+    Returns:
+      ``(N, C, *output_size)`` in the layout of ``x``. {extra}
+"""
+
+
+def adaptive_avg_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
+    return _adaptive("adaptive_avg_pool1d", 1, x, output_size, layout, _adaptive_avg_axis)
+
+
+def adaptive_avg_pool2d(x: jax.Array, output_size: Any, *, layout: str = "NCHW") -> jax.Array:
+    return _adaptive("adaptive_avg_pool2d", 2, x, output_size, layout, _adaptive_avg_axis)
+
+
+def adaptive_avg_pool3d(x: jax.Array, output_size: Any, *, layout: str = "NCDHW") -> jax.Array:
+    return _adaptive("adaptive_avg_pool3d", 3, x, output_size, layout, _adaptive_avg_axis)
+
+
+def adaptive_max_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
+    return _adaptive("adaptive_max_pool1d", 1, x, output_size, layout, _adaptive_max_axis)
+
+
+def adaptive_max_pool2d(x: jax.Array, output_size: Any, *, layout: str = "NCHW") -> jax.Array:
+    return _adaptive("adaptive_max_pool2d", 2, x, output_size, layout, _adaptive_max_axis)
+
+
+def adaptive_max_pool3d(x: jax.Array, output_size: Any, *, layout: str = "NCDHW") -> jax.Array:
+    return _adaptive("adaptive_max_pool3d", 3, x, output_size, layout, _adaptive_max_axis)
+
+
+for _f, _rank in ((adaptive_avg_pool1d, 1), (adaptive_avg_pool2d, 2), (adaptive_avg_pool3d, 3),
+                  (adaptive_max_pool1d, 1), (adaptive_max_pool2d, 2), (adaptive_max_pool3d, 3)):
+    _kind = "avg" if "avg" in _f.__name__ else "max"
+    _f.__doc__ = _ADAPTIVE_DOC.format(
+        kind=_kind, rank=_rank, first=checks.LAYOUTS_BY_RANK[_rank][0], last=checks.LAYOUTS_BY_RANK[_rank][1],
+        extra=("Each bin's mean is a contraction with a static pooling matrix per axis." if _kind == "avg" else
+               "Gradient: each output's cotangent goes to its bin's first maximum (in row-major order)."))
+del _f, _rank, _kind

@@ -1,48 +1,70 @@
-"""Pooling layers."""
+"""Pooling layers (1-, 2- and 3-D; Gluon's names and reprs): max, average, global, adaptive."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr, _padding
-from jconv._src.pooling import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, pool_geometry
+from jconv._src import pooling as ops
+from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr
+
+
+def _ranked(fn: str, layer: Any, input_shape: Shape) -> tuple[Shape, Shape, int]:
+    """``(shape, batched shape, channels)`` of an input of ``layer``'s rank."""
+    n = layer._rank
+    shape = _input_shape(fn, input_shape, (n + 1, n + 2))
+    batched = shape if len(shape) == n + 2 else (1,) + shape
+    return shape, batched, checks.channels(batched, layer.layout)
+
+
+def _with_spatial(shape: Shape, layout: str, rank: int, c: int, out: tuple[int, ...]) -> Shape:
+    lead = shape[:len(shape) - rank - 1]
+    return lead + (out + (c,) if checks.channels_last(layout) else (c,) + out)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class _Pool2D(Layer):
+class _Pool(Layer):
     pool_size: Any = 2
     strides: Any = None
     padding: Any = 0
     ceil_mode: bool = False
     layout: str = "NCHW"
 
-    _kind = "max"
+    _kind: ClassVar[str] = "max"
+    _rank: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
-        fn = type(self).__name__
-        object.__setattr__(self, "pool_size", checks.pair(fn, "pool_size", self.pool_size))
+        fn, n = type(self).__name__, self._rank
+        object.__setattr__(self, "pool_size", checks.ntuple(fn, "pool_size", self.pool_size, n))
         if self.strides is not None:
-            object.__setattr__(self, "strides", checks.pair(fn, "strides", self.strides))
-        object.__setattr__(self, "padding", _padding(fn, self.padding))
-        checks.layout(fn, self.layout)
+            object.__setattr__(self, "strides", checks.ntuple(fn, "strides", self.strides, n))
+        if isinstance(self.padding, str):
+            checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n)
+            object.__setattr__(self, "padding", self.padding.lower())
+        else:
+            object.__setattr__(self, "padding", checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n))
+        checks.layout(fn, self.layout, n)
         checks.check_bool(fn, "ceil_mode", self.ceil_mode)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         fn = type(self).__name__
-        shape = _input_shape(fn, input_shape, (3, 4))
-        batched = shape if len(shape) == 4 else (1,) + shape
+        shape, batched, c = _ranked(fn, self, input_shape)
         strides = self.pool_size if self.strides is None else self.strides
-        geom = pool_geometry(
-            fn, checks.spatial_dims(batched, self.layout), self.pool_size, strides, self.padding,
-            self.ceil_mode,
-        )
-        c = checks.channels(batched, self.layout)
-        lead = shape[:-3]
-        return lead + ((c,) + geom.out_hw if self.layout == "NCHW" else geom.out_hw + (c,))
+        geom = ops.pool_geometry(fn, checks.spatial_dims(batched, self.layout), self.pool_size, strides,
+                                 self.padding, self.ceil_mode)
+        return _with_spatial(shape, self.layout, self._rank, c, geom.out_size)
+
+    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        _check_fits(self, x)
+        fn = type(self).__name__.lower()[:-2] + f"_pool{self._rank}d"  # e.g. max_pool2d
+        if self._kind == "max":
+            return ops._max_pool(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
+                                 self.layout)
+        return ops._avg_pool(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
+                             self.count_include_pad, self.layout)
 
     def __repr__(self) -> str:
         strides = self.pool_size if self.strides is None else self.strides
@@ -55,7 +77,17 @@ class _Pool2D(Layer):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class MaxPool2D(_Pool2D):
+class _AvgPool(_Pool):
+    count_include_pad: bool = True
+    _kind: ClassVar[str] = "avg"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checks.check_bool(type(self).__name__, "count_include_pad", self.count_include_pad)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class MaxPool2D(_Pool):
     """Max pooling layer (Gluon's ``nn.MaxPool2D``; ``strides=None`` means the window). See
     :func:`jconv.max_pool2d` for the semantics.
 
@@ -65,62 +97,131 @@ class MaxPool2D(_Pool2D):
       (1, 1, 3, 2)
     """
 
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        _check_fits(self, x)
-        return max_pool2d(x, self.pool_size, self.strides, self.padding, ceil_mode=self.ceil_mode, layout=self.layout)
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class MaxPool1D(_Pool):
+    """1-D max pooling layer (Gluon's ``nn.MaxPool1D``), ``(N, C, W)``; see :func:`jconv.max_pool1d`."""
+
+    layout: str = "NCW"
+    _rank: ClassVar[int] = 1
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class AvgPool2D(_Pool2D):
+class MaxPool3D(_Pool):
+    """3-D max pooling layer (Gluon's ``nn.MaxPool3D``), ``(N, C, D, H, W)``; see :func:`jconv.max_pool3d`."""
+
+    layout: str = "NCDHW"
+    _rank: ClassVar[int] = 3
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class AvgPool2D(_AvgPool):
     """Average pooling layer (Gluon's ``nn.AvgPool2D``). See :func:`jconv.avg_pool2d`."""
 
-    count_include_pad: bool = True
-    _kind = "avg"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        checks.check_bool("AvgPool2D", "count_include_pad", self.count_include_pad)
+@dataclasses.dataclass(frozen=True, repr=False)
+class AvgPool1D(_AvgPool):
+    """1-D average pooling layer (Gluon's ``nn.AvgPool1D``); see :func:`jconv.avg_pool1d`."""
 
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        _check_fits(self, x)
-        return avg_pool2d(
-            x, self.pool_size, self.strides, self.padding, ceil_mode=self.ceil_mode,
-            count_include_pad=self.count_include_pad, layout=self.layout,
-        )
+    layout: str = "NCW"
+    _rank: ClassVar[int] = 1
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class _GlobalPool2D(Layer):
+class AvgPool3D(_AvgPool):
+    """3-D average pooling layer (Gluon's ``nn.AvgPool3D``); see :func:`jconv.avg_pool3d`."""
+
+    layout: str = "NCDHW"
+    _rank: ClassVar[int] = 3
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class _GlobalPool(Layer):
     layout: str = "NCHW"
-    _kind = "max"
+    _kind: ClassVar[str] = "max"
+    _rank: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
-        checks.layout(type(self).__name__, self.layout)
+        checks.layout(type(self).__name__, self.layout, self._rank)
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = _input_shape(type(self).__name__, input_shape, (3, 4))
-        return shape[:-3] + ((shape[-3], 1, 1) if self.layout == "NCHW" else (1, 1, shape[-1]))
+        shape, _, c = _ranked(type(self).__name__, self, input_shape)
+        return _with_spatial(shape, self.layout, self._rank, c, (1,) * self._rank)
+
+    def apply(self, params: Any, x: jax.Array) -> jax.Array:
+        _check_fits(self, x)
+        reduce = ops.jnp.max if self._kind == "max" else ops.jnp.mean
+        return ops._global_pool(f"global_{self._kind}_pool{self._rank}d", self._rank, x, self.layout, reduce)
 
     def __repr__(self) -> str:
+        ones, zeros = (1,) * self._rank, (0,) * self._rank
         return (
-            f"{type(self).__name__}(size=(1, 1), stride=(1, 1), padding=(0, 0), ceil_mode=True, "
+            f"{type(self).__name__}(size={ones}, stride={ones}, padding={zeros}, ceil_mode=True, "
             f"global_pool=True, pool_type={self._kind}, layout={self.layout})"
         )
 
 
+def _global(name: str, kind: str, rank: int, layout: str) -> type:
+    doc = (f"{'Max' if kind == 'max' else 'Mean'} over all spatial positions (Gluon's ``nn.{name}``): "
+           f"``{layout}`` to size 1 on every spatial axis.")
+    cls = dataclasses.dataclass(frozen=True, repr=False)(
+        type(name, (_GlobalPool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
+                                    "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
+    return cls
+
+
+GlobalMaxPool1D = _global("GlobalMaxPool1D", "max", 1, "NCW")
+GlobalMaxPool2D = _global("GlobalMaxPool2D", "max", 2, "NCHW")
+GlobalMaxPool3D = _global("GlobalMaxPool3D", "max", 3, "NCDHW")
+GlobalAvgPool1D = _global("GlobalAvgPool1D", "avg", 1, "NCW")
+GlobalAvgPool2D = _global("GlobalAvgPool2D", "avg", 2, "NCHW")
+GlobalAvgPool3D = _global("GlobalAvgPool3D", "avg", 3, "NCDHW")
+
+
 @dataclasses.dataclass(frozen=True, repr=False)
-class GlobalMaxPool2D(_GlobalPool2D):
-    """Max over all spatial positions: ``(N, C, H, W) -> (N, C, 1, 1)``."""
+class _AdaptivePool(Layer):
+    output_size: Any = 1
+    layout: str = "NCHW"
+    _kind: ClassVar[str] = "avg"
+    _rank: ClassVar[int] = 2
+
+    def __post_init__(self) -> None:
+        fn = type(self).__name__
+        size = self.output_size
+        if isinstance(size, (tuple, list)) and len(size) == self._rank:
+            size = tuple(None if o is None else checks.ntuple(fn, "output_size", o, 1)[0] for o in size)
+        else:
+            size = checks.ntuple(fn, "output_size", size, self._rank)
+        object.__setattr__(self, "output_size", size)
+        checks.layout(fn, self.layout, self._rank)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        shape, batched, c = _ranked(type(self).__name__, self, input_shape)
+        out = tuple(s if o is None else o for o, s in zip(self.output_size, checks.spatial_dims(batched, self.layout)))
+        return _with_spatial(shape, self.layout, self._rank, c, out)
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        return global_max_pool2d(x, layout=self.layout)
+        _check_fits(self, x)
+        one_axis: Callable = ops._adaptive_avg_axis if self._kind == "avg" else ops._adaptive_max_axis
+        return ops._adaptive(f"adaptive_{self._kind}_pool{self._rank}d", self._rank, x, self.output_size,
+                             self.layout, one_axis)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(output_size={self.output_size}, layout={self.layout})"
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
-class GlobalAvgPool2D(_GlobalPool2D):
-    """Mean over all spatial positions: ``(N, C, H, W) -> (N, C, 1, 1)``."""
+def _adaptive(name: str, kind: str, rank: int, layout: str) -> type:
+    doc = (f"Adaptive {'average' if kind == 'avg' else 'max'} pooling to ``output_size`` (PyTorch's "
+           f"``nn.{name[:-1]}d``, Gluon's name): see "
+           f":func:`jconv.adaptive_{kind}_pool{rank}d`. Input ``{layout}`` by default.")
+    return dataclasses.dataclass(frozen=True, repr=False)(
+        type(name, (_AdaptivePool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
+                                      "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
 
-    _kind = "avg"
 
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        return global_avg_pool2d(x, layout=self.layout)
+AdaptiveAvgPool1D = _adaptive("AdaptiveAvgPool1D", "avg", 1, "NCW")
+AdaptiveAvgPool2D = _adaptive("AdaptiveAvgPool2D", "avg", 2, "NCHW")
+AdaptiveAvgPool3D = _adaptive("AdaptiveAvgPool3D", "avg", 3, "NCDHW")
+AdaptiveMaxPool1D = _adaptive("AdaptiveMaxPool1D", "max", 1, "NCW")
+AdaptiveMaxPool2D = _adaptive("AdaptiveMaxPool2D", "max", 2, "NCHW")
+AdaptiveMaxPool3D = _adaptive("AdaptiveMaxPool3D", "max", 3, "NCDHW")
