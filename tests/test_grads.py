@@ -98,3 +98,49 @@ def test_conv2d_gradient_sweep_never_aborts(seed):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "swept 50" in proc.stdout
+
+
+SWEEP_ND = textwrap.dedent(
+    """
+    import numpy as np, jax, jconv as jc
+    rng = np.random.default_rng(int(__import__("sys").argv[1]))
+    done = 0
+    while done < 40:
+        n = int(rng.choice([1, 2, 3])); g = int(rng.choice([1, 2]))
+        c = g * int(rng.integers(1, 3)); o = g * int(rng.integers(1, 3))
+        size = tuple(int(v) for v in rng.integers(2, 8 if n < 3 else 6, n))
+        k = tuple(int(v) for v in rng.integers(1, 4, n)); s = tuple(int(v) for v in rng.integers(1, 4, n))
+        d = tuple(int(v) for v in rng.integers(1, 3, n))
+        p = tuple(tuple(int(v) for v in r) for r in rng.integers(0, 3, (n, 2)))
+        last = bool(rng.integers(2))
+        layout = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}[n][last]
+        shape = (2,) + (size + (c,) if last else (c,) + size)
+        x = rng.normal(size=shape).astype(np.float32)
+        if rng.integers(2):  # conv
+            if any(m + lo + hi < (kk - 1) * dd + 1 for m, (lo, hi), kk, dd in zip(size, p, k, d)):
+                continue
+            wt = rng.normal(size=(o, c // g) + k).astype(np.float32)
+            f = lambda x, wt: (jc.conv(x, wt, strides=s, padding=p, dilation=d, groups=g, layout=layout) ** 2).sum()
+        else:  # conv_transpose
+            op = tuple(int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d))
+            out = [(m - 1) * ss - lo - hi + dd * (kk - 1) + oo + 1 for m, ss, (lo, hi), dd, kk, oo in zip(size, s, p, d, k, op)]
+            if min(out) < 1:
+                continue
+            wt = rng.normal(size=(c, o // g) + k).astype(np.float32)
+            f = lambda x, wt: (jc.conv_transpose(x, wt, strides=s, padding=p, output_padding=op, dilation=d,
+                                                 groups=g, layout=layout) ** 2).sum()
+        gx, gw = jax.grad(f, (0, 1))(x, wt)
+        assert np.isfinite(gx).all() and np.isfinite(gw).all()
+        done += 1
+    print("swept", done)
+    """
+)
+
+
+def test_nd_conv_and_conv_transpose_gradient_sweep_never_aborts():
+    """The same guarantee through every rank and the transposed convolution (whose gradients
+    are second derivatives of the convolution), in a subprocess."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SWEEP_ND, "5"], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "swept 40" in proc.stdout

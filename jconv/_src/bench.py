@@ -104,6 +104,8 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
             impls["flax"], _ = _jax_timed(jax.grad(fl, (0, 1)), xh, wh)
         rows.append((f"conv {k}x{k} {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
 
+    rows += _nd_rows(quick, torch, linen)
+
     # pooling rows, forward + backward
     rng = np.random.default_rng(1)
     pool_cases = [
@@ -142,6 +144,48 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
 
     # LeNet (modern) train step
     rows.append(_lenet_step_row(nb, torch, linen))
+    return rows
+
+
+def _nd_rows(quick: bool, torch: Any, linen: Any) -> list[tuple]:
+    """1-D and 3-D convolutions and a transposed (up-sampling) convolution, forward + backward."""
+    rng = np.random.default_rng(3)
+    cases = [  # name, x shape (channels first), out channels, kernel, stride, padding, transposed
+        ("conv1d k5 64->64 'same'", (4, 16, 256) if quick else (32, 64, 1024), 16 if quick else 64, 5, 1, 2, False),
+        ("conv3d k3 16->16 'same'", (1, 4, 8, 16, 16) if quick else (4, 16, 16, 32, 32), 4 if quick else 16, 3, 1, 1,
+         False),
+        ("conv_transpose2d k4/2 pad 1 128->64 (DCGAN/U-Net up-sampling)",
+         (2, 16, 8, 8) if quick else (16, 128, 16, 16), 8 if quick else 64, 4, 2, 1, True),
+    ]
+    rows = []
+    for name, shape, o, k, s, p, transposed in cases:
+        n = len(shape) - 2
+        c = shape[1]
+        x = rng.normal(size=shape).astype(np.float32)
+        w = (rng.normal(size=((c, o) if transposed else (o, c)) + (k,) * n) / np.sqrt(c * k**n)).astype(np.float32)
+        op = (lambda x, w, s=s, p=p: jc.conv_transpose(x, w, strides=s, padding=p)) if transposed else \
+            (lambda x, w, s=s, p=p: jc.conv(x, w, strides=s, padding=p))
+        impls: dict[str, Timed] = {}
+        impls["jconv"], cs = _jax_timed(jax.grad(lambda x, w, op=op: (op(x, w) ** 2).sum(), (0, 1)), x, w)
+        out_size = np.prod(jax.eval_shape(op, x, w).shape[2:])
+        in_size = np.prod(shape[2:])
+        flops = 3 * 2 * shape[0] * o * c * k**n * (in_size if transposed else out_size)
+        if torch is not None:
+            F = torch.nn.functional
+            tf = F.conv_transpose2d if transposed else {1: F.conv1d, 3: F.conv3d}[n]
+            tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            impls["pytorch"] = lambda tx=tx, tw=tw, tf=tf, s=s, p=p: (tf(tx, tw, stride=s, padding=p) ** 2).sum().backward()
+        if linen is not None:
+            xh = np.moveaxis(x, 1, -1)
+            if transposed:  # PyTorch's padding p is Flax's k - 1 - p on the dilated input
+                mod = linen.ConvTranspose(o, (k,) * n, (s,) * n, padding=((k - 1 - p, k - 1 - p),) * n,
+                                          use_bias=False, transpose_kernel=True)
+            else:
+                mod = linen.Conv(o, (k,) * n, (s,) * n, padding=((p, p),) * n, use_bias=False)
+            wh = np.asarray(mod.init(jax.random.key(0), xh)["params"]["kernel"])
+            fl = lambda xh, wh, mod=mod: (mod.apply({"params": {"kernel": wh}}, xh) ** 2).sum()
+            impls["flax"], _ = _jax_timed(jax.grad(fl, (0, 1)), xh, wh)
+        rows.append((f"{name}, {shape}, fwd+bwd", impls, flops, cs))
     return rows
 
 
