@@ -62,7 +62,7 @@ def _check(got, ref, dtype):
     np.testing.assert_allclose(np.asarray(got), ref, **TOL[dtype])
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(conv_cases())
 def test_conv_matches_torch_values_and_gradients(torch, case):
     rank, groups, c, o, k, s, d, size, pad, _, dtype, channels_last, bias, seed = case
@@ -100,7 +100,7 @@ def test_conv_matches_torch_values_and_gradients(torch, case):
                                                   dilation=d, groups=groups, layout=layout, precision="highest"))
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(conv_cases(transposed=True))
 def test_conv_transpose_matches_torch_values_and_gradients(torch, case):
     rank, groups, c, o, k, s, d, size, pad, op, dtype, channels_last, bias, seed = case
@@ -138,7 +138,7 @@ def test_conv_transpose_matches_torch_values_and_gradients(torch, case):
             _check(gb, bt.grad.numpy(), dtype)
 
 
-@settings(max_examples=25)
+@settings(max_examples=20)
 @given(conv_cases(), st.booleans())
 def test_conv_transpose_is_the_adjoint_of_conv(case, same):
     """<conv(x, w), y> == <x, conv_transpose(y, w)> with the same arguments (per-side padding
@@ -206,7 +206,7 @@ def pool_cases(draw):
     return rank, k, s, p, size, draw(st.booleans()), draw(st.booleans()), draw(st.booleans()), draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(pool_cases())
 def test_pooling_matches_torch_values_and_gradients(torch, case):
     rank, k, s, p, size, ceil_mode, count_include_pad, channels_last, seed = case
@@ -234,7 +234,7 @@ def test_pooling_matches_torch_values_and_gradients(torch, case):
                                        rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(st.sampled_from([1, 2, 3]), st.data())
 def test_adaptive_pooling_matches_torch_values_and_gradients(torch, rank, data):
     F = torch.nn.functional

@@ -96,7 +96,10 @@ def _max_pool_impl(
     =========================================  =============  ==========  ==========
 
     (1-D passes: 205 ms with a ``custom_vjp``, 276-297 ms with the ``custom_jvp`` kept here,
-    which also gives forward mode and higher orders.)
+    which also gives forward mode and higher orders.) The passes extend to every rank, one per
+    spatial axis, and win there too (ms, 1-D passes / reduce_window / PyTorch): (32, 64, 1024)
+    k3/2 pad 1 7.9 / 25.9 / 10.0; k2/2 2.7 / 20.1 / 8.5; (4, 16, 16, 32, 32) 2x2x2/2
+    1.4 / 8.3 / 3.2; 3x3x3/2 pad 1 3.0 / 29.8 / 4.6.
 
     XLA:CPU lowers the gradient of ``reduce_window`` to ``select_and_scatter``, which runs on
     one thread; pooling columns then rows with strided slices (:func:`_max_pool_slices`)
