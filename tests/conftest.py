@@ -1,12 +1,28 @@
-"""Strict settings for every test (as Equinox's and JAX's own suites do)."""
+"""Strict settings for every test (as Equinox's and JAX's own suites do), and the settings that
+let the suite run unchanged on CPU, GPU and TPU:
+
+* test processes (and the subprocesses they start) allocate accelerator memory on demand instead
+  of each preallocating 75% of it (``pytest -n 2`` runs two processes, plus CLI subprocesses);
+* numeric comparisons assume float32 arithmetic: matmuls and convolutions run at
+  ``jax_default_matmul_precision="highest"`` (NVIDIA GPUs default to TF32 and TPUs to bf16
+  passes, which no float32 tolerance here is meant to absorb; ``test_transforms.py`` covers the
+  lower precisions explicitly);
+* XLA's GPU kernels are asked to be deterministic (``--xla_gpu_deterministic_ops``), so that the
+  same-run comparisons hold there too; other backends ignore the flag.
+"""
 
 import os
 
-import jax
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+
+import jax  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_default_matmul_precision", "highest")
 
 settings.register_profile(
     "ci",

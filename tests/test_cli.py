@@ -44,6 +44,7 @@ def test_every_flag_has_a_description_and_shows_its_default():
     text = cli("train", "--help").stdout
     for flag, default in (("--epochs", "10"), ("--model", "lenet"), ("--dataset", "mnist5k"),
                           ("--weight-decay", "0.0"), ("--seed", "0"), ("--data-dir", "data"),
+                          ("--dtype", "float32"),
                           ("--init-timeout", "60"), ("--heartbeat-timeout", "20")):
         assert f"(default: {default})" in _entry(text, flag), (flag, _entry(text, flag))
     for flag in ("--batch-size", "--lr", "--momentum", "--out"):  # model-dependent: the help says

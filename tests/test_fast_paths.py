@@ -18,6 +18,7 @@ from jax.test_util import check_grads
 
 import jconv as jc
 from jconv._src import conv, pooling
+from jconv._src.platform import traced_as
 from jconv._src.checks import spatial_dims
 
 
@@ -85,7 +86,7 @@ def test_max_pool_slices_equals_torch_with_nan(torch, case):
 
 @pytest.mark.parametrize("pool,strides", [(2, 2), ((2, 3), (2, 4)), (3, 2)])
 def test_max_pool2d_uses_the_slices_on_cpu(pool, strides):
-    jaxpr = str(jax.make_jaxpr(lambda x: jc.max_pool2d(x, pool, strides))(jnp.zeros((1, 1, 8, 8))))
+    jaxpr = _jaxpr(lambda x: jc.max_pool2d(x, pool, strides), jnp.zeros((1, 1, 8, 8)))
     assert "reduce_window_max" not in jaxpr and "custom_jvp_call" in jaxpr
 
 
@@ -172,7 +173,34 @@ def test_cpu_convs_second_order(kernel, strides, layout):
 
 
 def _jaxpr(f, *args):
-    return str(jax.make_jaxpr(f)(*args))
+    """The jaxpr of the CPU formulation (``platform_dependent`` would show every platform's)."""
+    with traced_as("cpu"):
+        return str(jax.make_jaxpr(f)(*args))
+
+
+def _lowered(f, platform, *args):
+    return jax.jit(f).trace(*args).lower(lowering_platforms=(platform,)).as_text()
+
+
+@pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
+def test_the_formulation_is_chosen_per_platform_at_lowering(platform):
+    """The same program lowered for CPU and for an accelerator (no accelerator needed to lower):
+    CPU gets the matmul convolution, the slice max pooling, the 2-D 3-D convolution and the
+    written-out transposed convolution; the accelerator XLA's convolution and reduce_window."""
+    x, w1, w3 = jnp.ones((2, 8, 9, 9)), jnp.ones((4, 8, 1, 1)), jnp.ones((4, 8, 3, 3, 3))
+    conv1x1 = lambda x, w: jc.conv2d(x, w)  # noqa: E731
+    pool = lambda x: jc.max_pool2d(x, 2)  # noqa: E731
+    conv3 = lambda x, w: jc.conv3d(x, w)  # noqa: E731
+    convt = lambda x, w: jc.conv_transpose2d(x, w, strides=2)  # noqa: E731
+    cpu, acc = _lowered(conv1x1, "cpu", x, w1), _lowered(conv1x1, platform, x, w1)
+    assert "dot_general" in cpu and "convolution" not in cpu
+    assert "convolution" in acc and "dot_general" not in acc
+    assert "reduce_window" not in _lowered(pool, "cpu", x) and "reduce_window" in _lowered(pool, platform, x)
+    x3 = jnp.ones((1, 8, 4, 6, 6))
+    assert _lowered(conv3, "cpu", x3, w3).count("convolution") == 3  # one 2-D convolution per depth offset
+    assert _lowered(conv3, platform, x3, w3).count("convolution") == 1
+    wt = jnp.ones((8, 4, 3, 3))
+    assert "convolution" not in _lowered(convt, "cpu", x, wt) and "convolution" in _lowered(convt, platform, x, wt)
 
 
 def test_conv2d_picks_the_formulation_by_shape():  # the tests run on CPU

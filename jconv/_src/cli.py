@@ -9,7 +9,7 @@ from jconv._src import supervisor
 from jconv._src.data import DATASETS
 from jconv._src.models.zoo import DEFAULTS, MODELS
 from jconv._src.preemption import EXIT_CODE
-from jconv._src.train import DIVERGENCE_FACTOR, TrainConfig
+from jconv._src.train import COMPUTE_DTYPES, DIVERGENCE_FACTOR, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--momentum", type=float, default=None,
                    help=f"SGD heavy-ball momentum, 0 for plain SGD (default {_DEFAULTS.momentum}, or the model's)")
     t.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="L2 weight decay")
+    t.add_argument("--dtype", choices=list(COMPUTE_DTYPES), default=_DEFAULTS.dtype,
+                   help="compute dtype of the activations; bfloat16 is mixed precision (float32 parameters, "
+                   "loss, BatchNorm statistics and average-pooling sums)")
     t.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                    help="seeds the parameters, the shuffles and dropout")
     t.add_argument("--out", default=None,
@@ -142,7 +145,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         return _fail(str(e))
     config = TrainConfig(
         model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, dtype=args.dtype,
     )
     try:
         ds = data_lib.load(args.dataset, args.data_dir, args.download)

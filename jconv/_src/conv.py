@@ -20,6 +20,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jconv._src import checks
+from jconv._src.platform import on_cpu
 
 _PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
 
@@ -93,9 +94,10 @@ def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
     (32, 64, 1024) k5, fwd + bwd; nothing faster was found)."""
     if weight.ndim == 4:
         return _conv2d_impl(x, weight, spec, groups)
-    if weight.ndim == 5 and jax.default_backend() == "cpu":
-        return _conv3d_as_2d(x, weight, spec, groups)
-    return _conv_xla(x, weight, spec, groups)
+    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if weight.ndim == 5:
+        return on_cpu(lambda x, w: _conv3d_as_2d(x, w, spec, groups), xla, x, weight)
+    return xla(x, weight)
 
 
 def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
@@ -143,12 +145,13 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     """
     out_ch, c, kh, kw = weight.shape
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
-    if groups == 1 and small and jax.default_backend() == "cpu":
+    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if groups == 1 and small:
         if (kh, kw) == (1, 1):
-            return _conv_offsets(_taps(x, spec, (1, 1)), weight, spec)
+            return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
         if spec.layout == "NCHW" and _offsets_win(c, out_ch, spec.geometry.out_size):
-            return _conv_offsets_wgrad(x, weight, spec)
-    return _conv_xla(x, weight, spec, groups)
+            return on_cpu(lambda x, w: _conv_offsets_wgrad(x, w, spec), xla, x, weight)
+    return xla(x, weight)
 
 
 def _offsets_win(c: int, out_ch: int, out_size: checks.Pair) -> bool:
@@ -574,9 +577,7 @@ def _conv_transpose(fn: str, rank: int | None, y: Any, weight: Any, bias: Any, s
         x_shape[a] = o
     x_shape[-1 if checks.channels_last(layout) else 1] = weight.shape[1] * groups
 
-    if any(s > 1 for s in strides_) and jax.default_backend() == "cpu":
-        x = _conv_transpose_taps(y, weight, spec, out, groups)
-    else:
+    def adjoint(y: jax.Array, weight: jax.Array) -> jax.Array:
         def forward(x: jax.Array) -> jax.Array:  # the convolution, cut to y's size (output_padding >= stride)
             z = _conv_impl(x, weight, spec, groups)
             limit = list(z.shape)
@@ -584,8 +585,12 @@ def _conv_transpose(fn: str, rank: int | None, y: Any, weight: Any, bias: Any, s
                 limit[a] = size
             return lax.slice(z, [0] * z.ndim, limit)
 
-        _, vjp = jax.vjp(forward, jnp.zeros(x_shape, y.dtype))
-        (x,) = vjp(y)
+        return jax.vjp(forward, jnp.zeros(x_shape, y.dtype))[1](y)[0]
+
+    if any(s > 1 for s in strides_):
+        x = on_cpu(lambda y, w: _conv_transpose_taps(y, w, spec, out, groups), adjoint, y, weight)
+    else:
+        x = adjoint(y, weight)
     x = _add_bias(x, bias, layout)
     return x[0] if unbatched else x
 

@@ -12,6 +12,7 @@ import numpy as np
 from jax import lax
 
 from jconv._src import checks
+from jconv._src.platform import on_cpu
 
 
 Sizes = tuple[int, ...]
@@ -107,9 +108,8 @@ def _max_pool_impl(
     ``kh * kw`` offsets. Other backends keep ``reduce_window`` (not measured here; their
     ``select_and_scatter`` is parallel).
     """
-    if jax.default_backend() == "cpu":
-        return _max_pool_slices(x, pool, strides, geometry, layout)
-    return _max_pool_reduce_window(x, pool, strides, geometry, layout)
+    return on_cpu(lambda x: _max_pool_slices(x, pool, strides, geometry, layout),
+                  lambda x: _max_pool_reduce_window(x, pool, strides, geometry, layout), x)
 
 
 def _max_pool_reduce_window(

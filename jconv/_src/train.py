@@ -60,6 +60,9 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
+    #: Compute dtype of the activations (``"float32"`` or ``"bfloat16"``); parameters, optimizer
+    #: state, the loss and BatchNorm's statistics stay float32 (mixed precision).
+    dtype: str = "float32"
 
     def same_run(self) -> dict[str, Any]:
         """The fields a resumed run must share with its checkpoint (all but ``epochs``)."""
@@ -74,15 +77,24 @@ def make_optimizer(lr: float, momentum: float = 0.0, weight_decay: float = 0.0) 
     return optax.chain(optax.add_decayed_weights(weight_decay), sgd) if weight_decay else sgd
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
 def loss_and_metrics(model: Layer, params: Any, batch: tuple, state: Any = None, *, train: bool = False,
-                     key: jax.Array | None = None) -> tuple[jax.Array, Metrics]:
+                     key: jax.Array | None = None, dtype: Any = None) -> tuple[jax.Array, Metrics]:
     """Mean softmax cross-entropy over the real examples of a (padded) batch, and sums.
+
+    ``dtype`` (e.g. ``"bfloat16"``) casts the input, so that every layer computes in it (layers
+    follow their input's dtype and cast their float32 parameters); the logits are cast back to
+    float32 for the softmax and the loss.
 
     With ``state`` (a model with BatchNorm or Dropout) the model runs through
     ``apply_with_state(params, state, x, train=train, key=key)`` and the metrics come as
     ``(Metrics, new_state)``; without, through ``apply(params, x)``.
     """
     x, y, mask = batch
+    if dtype is not None:
+        x = x.astype(dtype)
     if state is None:
         logits, new_state = model.apply(params, x), None
     else:
@@ -105,7 +117,8 @@ def _replicated(mesh: Mesh, value: np.ndarray) -> jax.Array:
     return jax.make_array_from_process_local_data(NamedSharding(mesh, P()), np.asarray(value))
 
 
-def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh: Mesh) -> Callable:
+def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh: Mesh,
+                    dtype: Any = None) -> Callable:
     """The training step, jitted and sharded (batch on ``"data"``, the rest replicated).
 
     * ``step(params, opt_state, batch) -> (params, opt_state, Metrics)`` for models without
@@ -115,6 +128,8 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
       state from ``model.init_with_state``; ``key`` a ``jax.random`` key or None without Dropout).
 
     ``params``, ``opt_state`` and ``model_state`` are donated (updated in place on the device).
+    ``dtype`` is the compute dtype (see :func:`loss_and_metrics`); gradients and updates stay in
+    the parameters' dtype.
     Under data parallelism BatchNorm sees the global batch's statistics. ``step.lower(...)`` (same
     arguments) lowers the jitted program for ahead-of-time compilation.
     """
@@ -123,7 +138,7 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
     def train_step(params: Any, opt_state: Any, batch: tuple, state: Any, rng: Any) -> tuple:
         key = None if rng is None else jax.random.wrap_key_data(rng)
         (_, aux), grads = jax.value_and_grad(
-            lambda p: loss_and_metrics(model, p, batch, state, train=True, key=key), has_aux=True
+            lambda p: loss_and_metrics(model, p, batch, state, train=True, key=key, dtype=dtype), has_aux=True
         )(params)
         metrics, state = aux if state is not None else (aux, None)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -153,13 +168,13 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
     return step
 
 
-def make_eval_step(model: Layer, mesh: Mesh) -> Callable:
+def make_eval_step(model: Layer, mesh: Mesh, dtype: Any = None) -> Callable:
     """``eval_step(params, batch, model_state=None) -> Metrics``, jitted and sharded like the train
     step; evaluation mode (running statistics, no dropout)."""
     repl, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
     def eval_step(params: Any, batch: tuple, state: Any) -> Metrics:
-        aux = loss_and_metrics(model, params, batch, state)[1]
+        aux = loss_and_metrics(model, params, batch, state, dtype=dtype)[1]
         return aux if state is None else aux[0]
 
     jitted = jax.jit(eval_step, in_shardings=(repl, (rows, rows, rows), repl), out_shardings=repl)
@@ -380,6 +395,8 @@ def fit(
         different settings or fewer epochs than done, or processes of one run started with
         different flags or folders.
     """
+    if config.dtype not in COMPUTE_DTYPES:
+        raise TrainingError(f"--dtype must be one of {COMPUTE_DTYPES}, got {config.dtype!r}")
     mesh = mesh or data_mesh()
     n_dev = mesh.devices.size
     if config.batch_size % n_dev:
@@ -428,8 +445,9 @@ def fit(
             restored = ckpt.restore_newest(_trained(params, opt_state, mstate, model), say)
             if restored is not None:
                 state, meta = restored
-                if meta["config"] != config.same_run():
-                    diff = {k: v for k, v in meta["config"].items() if config.same_run().get(k) != v}
+                saved = {**TrainConfig().same_run(), **meta["config"]}  # fields added later: their defaults
+                if saved != config.same_run():
+                    diff = {k: v for k, v in saved.items() if config.same_run().get(k) != v}
                     raise TrainingError(
                         f"checkpoint {ckpt.directory}/{meta['global_step']} was written with "
                         f"{diff}; resume with the same flags (only --epochs may change)"
@@ -449,8 +467,9 @@ def fit(
             else:
                 say(f"no checkpoint in {ckpt.directory}; starting from scratch")
 
-        step = make_train_step(model, optimizer, mesh)
-        eval_step = make_eval_step(model, mesh)
+        dtype = None if config.dtype == "float32" else jnp.dtype(config.dtype)
+        step = make_train_step(model, optimizer, mesh, dtype)
+        eval_step = make_eval_step(model, mesh, dtype)
         put = batch_putter(mesh, config.batch_size)
         shuffle_key = jax.random.fold_in(key, 1)
         with PreemptionWatch() as watch:
