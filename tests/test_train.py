@@ -339,3 +339,54 @@ def test_cli_trains_a_model_with_state(tmp_path):
     assert "epoch   1" in proc.stdout and (out / "metrics.jsonl").exists()
     h = cli("train", "--help")
     assert "resnet18: lr 0.01, batch_size 128, momentum 0.9" in " ".join(h.stdout.split())
+
+
+def test_device_resident_pipeline_sees_the_same_batches_and_resumes_exactly(tmp_path, digits):
+    """The device pipeline (data on the devices, epochs as compiled scans of steps) against the
+    host pipeline: the same batches, so epoch 1 agrees to rounding (later epochs follow the
+    plateau escape's amplification, so they are compared within one pipeline only); a resumed
+    device run, mid-epoch included, equals an uninterrupted one exactly."""
+    model = jc.models.lenet(variant="modern")
+    cfg = train.TrainConfig(epochs=2, batch_size=50)  # 29 steps per epoch: a partial last chunk
+    _, host = train.fit(model, digits, train.TrainConfig(epochs=1, batch_size=50), None, progress=False,
+                        input_pipeline="host")
+    _, dev = train.fit(model, digits, cfg, str(tmp_path / "a"), progress=False, input_pipeline="device")
+    assert abs(host[0]["train_loss"] - dev[0]["train_loss"]) < 1e-4 and abs(host[0]["test_acc"] - dev[0]["test_acc"]) < 0.01
+    train.fit(model, digits, train.TrainConfig(epochs=1, batch_size=50), str(tmp_path / "b"), progress=False,
+              input_pipeline="device")
+    _, resumed = train.fit(model, digits, cfg, str(tmp_path / "b"), resume=True, progress=False, input_pipeline="device")
+    assert same_metrics(resumed, dev)
+
+    def log(line):  # preempted after the first chunk of epoch 2 (a mid-epoch checkpoint)
+        if line.startswith("epoch   1"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(train.Preempted):
+        train.fit(model, digits, cfg, str(tmp_path / "c"), progress=False, log=log, input_pipeline="device")
+    _, after = train.fit(model, digits, cfg, str(tmp_path / "c"), resume=True, progress=False, input_pipeline="device")
+    assert same_metrics(after, dev)
+
+
+def test_device_chunk_equals_host_steps_with_batchnorm_and_dropout(digits):
+    """Three steps of a BatchNorm + Dropout net as one compiled chunk against three host steps
+    (same batches, same dropout keys): losses and parameters agree to float32 rounding."""
+    net = _small_bn_dropout_net()
+    mesh, opt, n, b = train.data_mesh(), train.make_optimizer(0.05, 0.9), len(digits.y_train), 48
+    params0, state0 = net.init_with_state(jax.random.key(0), (1, 1, 28, 28))
+    key = jax.random.key(7)
+    order = train.device_epoch_order(mesh, jax.random.key(1), n, b)
+    np.testing.assert_array_equal(np.asarray(order)[:n], data.epoch_order(jax.random.key(1), n))
+    step, put = train.make_train_step(net, opt, mesh), train.batch_putter(mesh, b)
+    p, o, s, host = jax.tree.map(jnp.copy, params0), opt.init(params0), jax.tree.map(jnp.copy, state0), []
+    for i in range(3):
+        idx = np.asarray(order)[i * b:(i + 1) * b]
+        p, o, m, s = step(p, o, put(digits.x_train[idx], digits.y_train[idx], np.ones(b, np.float32)), s,
+                          jax.random.fold_in(key, i))
+        host.append(float(m.loss_sum))
+    chunk = train.make_train_chunk(net, opt, mesh, n, b)
+    x, y = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
+    p2, _, s2, ms = chunk(jax.tree.map(jnp.copy, params0), opt.init(params0), jax.tree.map(jnp.copy, state0), x, y,
+                          order, 0, 0, key, 3)
+    np.testing.assert_allclose(np.asarray(ms.loss_sum), host, rtol=1e-5)
+    for a, c in zip(jax.tree.leaves((p, s)), jax.tree.leaves((p2, s2))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-4, atol=1e-4)

@@ -43,16 +43,33 @@ def _flax() -> Any:
     return linen
 
 
+_TORCH_DEVICE = ["cpu"]  # "cuda" when jconv runs on a GPU and PyTorch sees one
+
+
+def _tt(torch: Any, a: Any, grad: bool = False, **kw: Any) -> Any:
+    """A PyTorch tensor of ``a`` on the device the comparison runs on."""
+    return torch.tensor(a, device=_TORCH_DEVICE[0], requires_grad=grad, **kw)
+
+
+def _sync() -> None:
+    if _TORCH_DEVICE[0] != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def _time(fn: Timed, reps: int) -> float:
     start = time.perf_counter()
     for _ in range(reps):
         fn()
+    _sync()  # PyTorch's CUDA calls are asynchronous (jconv's timed calls block themselves)
     return (time.perf_counter() - start) / reps
 
 
 def _jax_timed(f: Callable, *args: Any) -> tuple[Timed, float]:
     """A blocking call of compiled ``f`` and its compile time, measured apart (``main`` warms
     every implementation up before timing)."""
+    args = jax.device_put(args)  # placed once: the rounds time the computation, not the copies
     start = time.perf_counter()
     compiled = jax.jit(f).lower(*args).compile()
     compile_s = time.perf_counter() - start
@@ -71,6 +88,8 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
     torch, linen = _torch(), _flax()
     if torch is not None:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+        if jax.default_backend() == "gpu" and torch.cuda.is_available():
+            _TORCH_DEVICE[0] = "cuda"
     rows = []
 
     # sgemm
@@ -79,7 +98,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
     impls: dict[str, Timed] = {}
     impls["jconv"], cs = _jax_timed(jnp.dot, a, a)
     if torch is not None:
-        ta = torch.tensor(a)
+        ta = _tt(torch, a)
         impls["pytorch"] = lambda: torch.mm(ta, ta)
     rows.append((f"sgemm {n}x{n}", impls, 2 * n**3, cs))
 
@@ -91,7 +110,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         loss = lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum()
         impls["jconv"], cs = _jax_timed(jax.grad(loss, (0, 1)), x, w)
         if torch is not None:
-            tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            tx, tw = _tt(torch, x, True), _tt(torch, w, True)
 
             def torch_conv(tx: Any = tx, tw: Any = tw, pad: int = pad) -> None:  # bound now
                 (torch.nn.functional.conv2d(tx, tw, padding=pad) ** 2).sum().backward()
@@ -119,7 +138,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         impls = {}
         impls["jconv"], cs = _jax_timed(jax.grad(lambda x: (op(x, k, s, p) ** 2).sum()), x)
         if torch is not None:
-            tx = torch.tensor(x, requires_grad=True)
+            tx = _tt(torch, x, True)
             top = torch.nn.functional.max_pool2d if kind == "max" else torch.nn.functional.avg_pool2d
             impls["pytorch"] = lambda tx=tx, top=top: (top(tx, k, s, p) ** 2).sum().backward()
         if linen is not None:
@@ -138,7 +157,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         impls = {}
         impls["jconv"], cs = _jax_timed(jax.grad(lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum(), (0, 1)), x, w)
         if torch is not None:
-            tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            tx, tw = _tt(torch, x, True), _tt(torch, w, True)
             impls["pytorch"] = lambda tx=tx, tw=tw, pad=pad: (torch.nn.functional.conv2d(tx, tw, padding=pad) ** 2).sum().backward()
         rows.append((f"{name}, batch {nb}, fwd+bwd", impls, 3 * 2 * nb * o * out * out * c * 25, cs))
 
@@ -173,7 +192,7 @@ def _nd_rows(quick: bool, torch: Any, linen: Any) -> list[tuple]:
         if torch is not None:
             F = torch.nn.functional
             tf = F.conv_transpose2d if transposed else {1: F.conv1d, 3: F.conv3d}[n]
-            tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+            tx, tw = _tt(torch, x, True), _tt(torch, w, True)
             impls["pytorch"] = lambda tx=tx, tw=tw, tf=tf, s=s, p=p: (tf(tx, tw, stride=s, padding=p) ** 2).sum().backward()
         if linen is not None:
             xh = np.moveaxis(x, 1, -1)
@@ -222,9 +241,9 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
         net = tnn.Sequential(
             tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(6, 16, 5), tnn.ReLU(),
             tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
-            tnn.Linear(84, 10))
+            tnn.Linear(84, 10)).to(_TORCH_DEVICE[0])
         sgd = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-        tx, ty = torch.tensor(x), torch.tensor(y, dtype=torch.long)
+        tx, ty = _tt(torch, x), _tt(torch, y, dtype=torch.long)
 
         def torch_step() -> None:
             sgd.zero_grad()
@@ -300,9 +319,12 @@ def main(quick: bool = False, rounds: int | None = None) -> int:
             sgemm_gflops = gflops
         results.append((name, med, gflops, compile_s))
 
+    precision = jax.config.jax_default_matmul_precision or "default"
     print(f"jconv bench{' --quick' if quick else ''}: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, jax {jax.__version__} on "
-          f"{jax.devices()[0].platform}, {rounds} interleaved rounds x {reps} reps, medians")
+          f"{len(os.sched_getaffinity(0))} cores, jax {jax.__version__} on {jax.devices()[0].device_kind} "
+          f"({jax.devices()[0].platform}), PyTorch on {_TORCH_DEVICE[0]}, float32 with matmul precision "
+          f"{precision}{' (TF32 on NVIDIA GPUs)' if precision == 'default' and jax.default_backend() == 'gpu' else ''}; "
+          f"{rounds} interleaved rounds x {reps} reps, medians")
     for n in notes:
         print(f"note: {n}")
     print()
