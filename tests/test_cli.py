@@ -71,7 +71,7 @@ def test_unwritable_out_is_one_line_before_any_data_is_loaded(tmp_path):
         ro.chmod(0o700)
 
 
-def test_a_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
+def test_a_folder_holding_another_run_needs_resume_or_overwrite_and_resume_needs_more_epochs(tmp_path):
     out = tmp_path / "r"
     first = cli("train", "--dataset", "digits", "--epochs", "2", "--out", str(out), "--no-progress")
     assert first.returncode == 0, first.stderr
@@ -87,6 +87,15 @@ def test_a_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
     both = cli("train", "--dataset", "digits", "--out", str(out), "--resume", "--overwrite")
     assert both.returncode == 2 and "give one of them" in _error_line(both)
 
+    # --resume with fewer epochs than done, and with as many
+    fewer = cli("train", "--dataset", "digits", "--epochs", "1", "--out", str(out), "--resume", "--no-progress")
+    assert fewer.returncode == 2
+    line = _error_line(fewer)
+    assert "has already trained 2 epochs; nothing to do for --epochs 1" in line and "--epochs 3 or more" in line
+    same = cli("train", "--dataset", "digits", "--epochs", "2", "--out", str(out), "--resume", "--no-progress")
+    assert same.returncode == 0 and "already trained 2 epochs; nothing to do" in same.stdout
+    assert "epoch   1" not in same.stdout and "epoch   2" not in same.stdout  # no training happened
+
     new = cli("train", "--dataset", "digits", "--epochs", "1", "--seed", "5", "--out", str(out), "--no-progress",
               "--overwrite")
     assert new.returncode == 0, new.stderr
@@ -94,18 +103,6 @@ def test_a_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
     assert len(os.listdir(out / "checkpoints")) == 1 and (out / "notes.txt").read_text() == "mine"
     rows = [json.loads(l) for l in open(out / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == [1]
-
-
-def test_resume_with_fewer_or_as_many_epochs_as_done(tmp_path):
-    out = str(tmp_path / "r")
-    assert cli("train", "--dataset", "digits", "--epochs", "2", "--out", out, "--no-progress").returncode == 0
-    fewer = cli("train", "--dataset", "digits", "--epochs", "1", "--out", out, "--resume", "--no-progress")
-    assert fewer.returncode == 2
-    line = _error_line(fewer)
-    assert "has already trained 2 epochs; nothing to do for --epochs 1" in line and "--epochs 3 or more" in line
-    same = cli("train", "--dataset", "digits", "--epochs", "2", "--out", out, "--resume", "--no-progress")
-    assert same.returncode == 0 and "already trained 2 epochs; nothing to do" in same.stdout
-    assert "epoch   1" not in same.stdout and "epoch   2" not in same.stdout  # no training happened
 
 
 def test_an_exploding_but_finite_loss_stops_the_run(tmp_path):

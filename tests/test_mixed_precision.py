@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jconv as jc
-from jconv import data, train
+from jconv import data, nn, train
 
 
 def test_bfloat16_training_is_close_to_float32_and_keeps_float32_parameters():
@@ -23,14 +23,16 @@ def test_bfloat16_training_is_close_to_float32_and_keeps_float32_parameters():
 
 
 def test_the_compute_dtype_reaches_every_layer_and_the_loss_is_float32():
-    model = jc.models.resnet18(10, input_shape=(1, 28, 28))
+    model = nn.Sequential(nn.Conv2D(8, 3, padding=1), nn.BatchNorm(), nn.Activation("relu"), nn.AvgPool2D(2),
+                          nn.Dropout(0.2), nn.Dense(10))
     params, state = model.init_with_state(jax.random.key(0), (1, 1, 28, 28))
     batch = (jnp.ones((4, 1, 28, 28)), jnp.zeros(4, jnp.int32), jnp.ones(4))
     jaxpr = str(jax.make_jaxpr(lambda p: train.loss_and_metrics(model, p, batch, state, dtype=jnp.bfloat16))(params))
-    assert "bf16[4,64,14,14]" in jaxpr  # the stem's activations
+    assert "bf16[4,8,28,28]" in jaxpr and "bf16[4,8,14,14]" in jaxpr  # the activations
     loss, _ = train.loss_and_metrics(model, params, batch, state, dtype=jnp.bfloat16)
     assert loss.dtype == jnp.float32
-    grads = jax.grad(lambda p: train.loss_and_metrics(model, p, batch, state, train=True, dtype=jnp.bfloat16)[0])(params)
+    grads = jax.grad(lambda p: train.loss_and_metrics(model, p, batch, state, train=True, key=jax.random.key(1),
+                                                      dtype=jnp.bfloat16)[0])(params)
     assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
 
 
