@@ -113,7 +113,7 @@ def _lenet():
     ((2, 3, 28, 28), r"^Sequential layer 0, Conv2D\(1 -> 6, kernel_size=\(5, 5\).*\): expected 1 channel on axis 1, "
                      r"got 3 \(input shape \(2, 3, 28, 28\)\) \(the model was built for examples of shape \(1, 28, 28\)\)"),
     ((2, 28, 28), r"^Sequential layer 0, Conv2D\(1 -> 6.*expected a 4-D input, got shape \(2, 28, 28\)"),
-    ((2, 1, 6, 6), r"^Sequential layer 2, Conv2D\(6 -> 16, .*\): expected an input its windows fit, got shape "
+    ((2, 1, 6, 6), r"^Sequential layer 2, Conv2D\(6 -> 16, .*\): expected an input of a shape it accepts, got shape "
                    r"\(2, 6, 3, 3\): Conv2D: the kernel .* is larger than the padded input"),
 ])
 def test_model_input_errors_name_the_layer(shape, pattern):

@@ -130,7 +130,7 @@ def _check_fits(layer: Any, x: Any) -> None:
     try:
         layer.output_shape(tuple(x.shape))
     except ValueError as e:
-        raise InputShapeError(layer, "an input its windows fit", f"shape {tuple(x.shape)}: {e}") from None
+        raise InputShapeError(layer, "an input of a shape it accepts", f"shape {tuple(x.shape)}: {e}") from None
 
 
 def _located(where: str, call: Callable[[], Any]) -> Any:

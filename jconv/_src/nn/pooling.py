@@ -59,7 +59,7 @@ class _Pool(Layer):
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         _check_fits(self, x)
-        fn = type(self).__name__.lower()[:-2] + f"_pool{self._rank}d"  # e.g. max_pool2d
+        fn = f"{self._kind}_pool{self._rank}d"  # the op's name in its error messages
         if self._kind == "max":
             return ops._max_pool(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
                                  self.layout)
