@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-import jconv
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ("jconv", "jconv.nn", "jconv.models", "jconv.train", "jconv.data")
 

@@ -1,8 +1,6 @@
 """N-d convolution, transposed convolution and pooling against PyTorch (values and gradients),
 over property-based geometries; the adjoint identity; ``check_grads``; complex inputs refused."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,8 +16,8 @@ LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
 
 
-def _last(a, rank):
-    """Channels-first (N, C, *spatial) to channels-last (N, *spatial, C), and back with ``back``."""
+def _last(a):
+    """Channels-first (N, C, *spatial) to channels-last (N, *spatial, C); :func:`_first` undoes it."""
     return np.moveaxis(a, 1, -1)
 
 
@@ -78,7 +76,7 @@ def test_conv_matches_torch_values_and_gradients(torch, case):
     ct = rng.normal(size=tuple(yt.shape)).astype(dtype)
     (yt * torch.tensor(ct)).sum().backward()
     layout = LAYOUTS[rank][channels_last]
-    to = (lambda a: _last(a, rank)) if channels_last else (lambda a: a)
+    to = _last if channels_last else (lambda a: a)
     back = _first if channels_last else (lambda a: a)
     op = {1: jc.conv1d, 2: jc.conv2d, 3: jc.conv3d}[rank]
 
@@ -122,7 +120,7 @@ def test_conv_transpose_matches_torch_values_and_gradients(torch, case):
     yt = tf(xt, wt, bt, stride=s, padding=pad, output_padding=op, groups=groups, dilation=d)
     ct = rng.normal(size=tuple(yt.shape)).astype(dtype)
     (yt * torch.tensor(ct)).sum().backward()
-    to = (lambda a: _last(a, rank)) if channels_last else (lambda a: a)
+    to = _last if channels_last else (lambda a: a)
     back = _first if channels_last else (lambda a: a)
 
     with jax.enable_x64(dtype == np.float64):
@@ -214,7 +212,7 @@ def test_pooling_matches_torch_values_and_gradients(torch, case):
     rng = np.random.default_rng(seed)
     x = rng.permutation(np.arange(2 * 3 * int(np.prod(size)))).reshape((2, 3) + size).astype(np.float64)  # no ties
     layout = LAYOUTS[rank][channels_last]
-    to = (lambda a: _last(a, rank)) if channels_last else (lambda a: a)
+    to = _last if channels_last else (lambda a: a)
     back = _first if channels_last else (lambda a: a)
     for kind in ("max", "avg"):
         xt = torch.tensor(x, requires_grad=True)
@@ -244,7 +242,7 @@ def test_adaptive_pooling_matches_torch_values_and_gradients(torch, rank, data):
     layout = LAYOUTS[rank][channels_last]
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     x = rng.normal(size=(2, 3) + size)
-    to = (lambda a: _last(a, rank)) if channels_last else (lambda a: a)
+    to = _last if channels_last else (lambda a: a)
     back = _first if channels_last else (lambda a: a)
     for kind in ("avg", "max"):
         xt = torch.tensor(x, requires_grad=True)

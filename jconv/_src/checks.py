@@ -17,7 +17,6 @@ import numpy as np
 Pair = tuple[int, int]
 Padding = tuple[Pair, ...]  # per-side (lo, hi) for each spatial axis
 
-LAYOUTS = ("NCHW", "NHWC")
 #: The layouts of each spatial rank: channels first (the default), channels last.
 LAYOUTS_BY_RANK = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 _NAMES = {1: "(w,)", 2: "(h, w)", 3: "(d, h, w)"}

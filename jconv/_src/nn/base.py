@@ -52,13 +52,13 @@ def _positive_int(fn: str, name: str, value: Any, allow_none: bool = False) -> N
         raise ValueError(f"{fn}: `{name}` must be >= 1, got {value!r}")
 
 
-def _padding(fn: str, padding: Any) -> Any:
+def _padding(fn: str, padding: Any, rank: int = 2) -> Any:
     """Checks padding's kind and sign at construction and returns a hashable normal form:
-    ``"valid"`` / ``"same"`` or per-side pairs (its size is checked against shapes later)."""
-    if isinstance(padding, str):
-        checks.padding(fn, padding, (1, 1), (1, 1), (1, 1))
-        return padding.lower()
-    return checks.padding(fn, padding, (1, 1), (1, 1), (1, 1))
+    ``"valid"`` / ``"same"`` or per-side pairs, one per spatial axis (its size is checked
+    against shapes later)."""
+    ones = (1,) * rank
+    normal = checks.padding(fn, padding, ones, ones, ones)
+    return padding.lower() if isinstance(padding, str) else normal
 
 
 def _pad_repr(padding: Any) -> Any:

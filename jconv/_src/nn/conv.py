@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from jconv._src import checks
 from jconv._src.conv import _transpose_geometry, conv, conv_geometry, conv_transpose
 from jconv._src.nn.base import (Layer, Shape, _act, _act_name, _check_activation, _check_fits, _check_input,
-                                _compute_dtype, _hashable, _input_shape, _pad_repr, _positive_int, _weight_and_bias)
+                                _compute_dtype, _hashable, _input_shape, _pad_repr, _padding, _positive_int,
+                                _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
 
@@ -50,11 +51,7 @@ class _Conv(Layer):
         _positive_int(fn, "in_channels", self.in_channels, allow_none=True)
         for name in ("kernel_size", "strides", "dilation"):
             object.__setattr__(self, name, checks.ntuple(fn, name, getattr(self, name), n))
-        if isinstance(self.padding, str):
-            checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n)
-            object.__setattr__(self, "padding", self.padding.lower())
-        else:
-            object.__setattr__(self, "padding", checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n))
+        object.__setattr__(self, "padding", _padding(fn, self.padding, n))
         object.__setattr__(self, "precision", _hashable(self.precision))
         checks.layout(fn, self.layout, n)
         _check_activation(fn, self.activation)

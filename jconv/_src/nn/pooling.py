@@ -9,7 +9,7 @@ import jax
 
 from jconv._src import checks
 from jconv._src import pooling as ops
-from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr
+from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr, _padding
 
 
 def _ranked(fn: str, layer: Any, input_shape: Shape) -> tuple[Shape, Shape, int]:
@@ -41,11 +41,7 @@ class _Pool(Layer):
         object.__setattr__(self, "pool_size", checks.ntuple(fn, "pool_size", self.pool_size, n))
         if self.strides is not None:
             object.__setattr__(self, "strides", checks.ntuple(fn, "strides", self.strides, n))
-        if isinstance(self.padding, str):
-            checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n)
-            object.__setattr__(self, "padding", self.padding.lower())
-        else:
-            object.__setattr__(self, "padding", checks.padding(fn, self.padding, (1,) * n, (1,) * n, (1,) * n))
+        object.__setattr__(self, "padding", _padding(fn, self.padding, n))
         checks.layout(fn, self.layout, n)
         checks.check_bool(fn, "ceil_mode", self.ceil_mode)
 
