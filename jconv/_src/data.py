@@ -114,10 +114,11 @@ def _idx_dataset(name: str, data_dir: str | None, download: bool) -> Dataset:
     folder = os.path.join(data_dir or "data", name)
     missing = [f for f in IDX_FILES if not os.path.exists(os.path.join(folder, f))]
     if missing and download:
-        made = folder  # the outermost folder this call creates (removed again if the download fails)
-        while not os.path.isdir(os.path.dirname(made) or "."):
-            made = os.path.dirname(made)
-        made = None if os.path.isdir(folder) else made
+        made = None  # the outermost folder this call creates (removed again if the download fails)
+        if not os.path.isdir(folder):
+            made = folder
+            while not os.path.isdir(os.path.dirname(made) or "."):
+                made = os.path.dirname(made)
         os.makedirs(folder, exist_ok=True)
         for f in missing:
             part = os.path.join(folder, f) + ".part"

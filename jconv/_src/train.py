@@ -118,6 +118,11 @@ def _replicated(mesh: Mesh, value: np.ndarray) -> jax.Array:
     return jax.make_array_from_process_local_data(NamedSharding(mesh, P()), np.asarray(value))
 
 
+def _key_data(mesh: Mesh, key: jax.Array | None) -> jax.Array | None:
+    """A ``jax.random`` key's raw data, replicated over ``mesh`` (None stays None)."""
+    return None if key is None else _replicated(mesh, jax.random.key_data(key))
+
+
 def _step_body(model: Layer, optimizer: optax.GradientTransformation, dtype: Any, params: Any, opt_state: Any,
                batch: tuple, state: Any, key: jax.Array | None) -> tuple:
     """One SGD step (traced inside the jitted step and the device-resident epoch chunks)."""
@@ -176,9 +181,8 @@ def make_train_chunk(model: Layer, optimizer: optax.GradientTransformation, mesh
 
     def run(params: Any, opt_state: Any, state: Any, x: jax.Array, y: jax.Array, order: jax.Array, start: int,
             step0: int, key: jax.Array | None, length: int) -> tuple:
-        rng = None if key is None else _replicated(mesh, jax.random.key_data(key))
         return jitted(params, opt_state, state, x, y, order, _replicated(mesh, np.int32(start)),
-                      _replicated(mesh, np.int32(step0)), rng, length)
+                      _replicated(mesh, np.int32(step0)), _key_data(mesh, key), length)
 
     return run
 
@@ -228,14 +232,11 @@ def make_train_step(model: Layer, optimizer: optax.GradientTransformation, mesh:
              key: jax.Array | None = None) -> tuple:
         if model_state is None and key is None:
             return jitted(params, opt_state, batch, None, None)[:3]
-        return jitted(params, opt_state, batch, model_state, _key_data(key))
+        return jitted(params, opt_state, batch, model_state, _key_data(mesh, key))
 
     def lower(params: Any, opt_state: Any, batch: tuple, model_state: Any = None,
               key: jax.Array | None = None) -> Any:
-        return jitted.lower(params, opt_state, batch, model_state, _key_data(key))
-
-    def _key_data(key: jax.Array | None) -> jax.Array | None:
-        return None if key is None else _replicated(mesh, jax.random.key_data(key))
+        return jitted.lower(params, opt_state, batch, model_state, _key_data(mesh, key))
 
     step.lower = lower  # type: ignore[attr-defined]  # ahead-of-time: step.lower(...).compile()
     return step
@@ -279,9 +280,10 @@ def _host_metrics(ms: list[Any]) -> list[list[float]]:
     return rows
 
 
-def _sum_metrics(ms: list[Any]) -> tuple[float, float, float]:
-    """Sums per-step metrics in order, in float64 (a resumed partial epoch sums identically)."""
-    rows = np.asarray(_host_metrics(ms), np.float64).reshape(-1, 3)
+def _sum_metrics(rows: list[list[float]]) -> tuple[float, float, float]:
+    """Sums per-step metric rows (from :func:`_host_metrics`) in order, in float64 (a resumed
+    partial epoch sums identically)."""
+    rows = np.asarray(rows, np.float64).reshape(-1, 3)
     loss_sum, correct, count = (float(v) for v in rows.sum(axis=0))
     return loss_sum, correct, count
 
@@ -290,7 +292,7 @@ def evaluate(eval_step: Callable, params: Any, x: np.ndarray, y: np.ndarray, put
              model_state: Any = None) -> float:
     """Accuracy over ``(x, y)``, in padded batches of ``batch_size`` (one compiled shape)."""
     ms = [eval_step(params, b, model_state) for b in data_lib.batches(x, y, np.arange(len(y)), batch_size, put)]
-    _, correct, count = _sum_metrics(ms)
+    _, correct, count = _sum_metrics(_host_metrics(ms))
     return correct / count
 
 
@@ -568,8 +570,6 @@ def fit(
         if on_device:  # placed once, replicated (a random batch is gathered where it is used)
             chunk = make_train_chunk(model, optimizer, mesh, n, config.batch_size, dtype)
             xs, ys = _replicated(mesh, dataset.x_train), _replicated(mesh, dataset.y_train)
-            if not stateful:
-                mstate = None
         put = batch_putter(mesh, config.batch_size)
         shuffle_key = jax.random.fold_in(key, 1)
         with PreemptionWatch() as watch:
@@ -580,10 +580,6 @@ def fit(
                 partial = None
                 bar = _progress(progress and lead, steps_per_epoch, f"epoch {epoch}/{config.epochs}", first)
                 start = time.perf_counter()
-                if not on_device:
-                    order = data_lib.epoch_order(jax.random.fold_in(shuffle_key, epoch), n)
-                    batches = data_lib.batches(dataset.x_train, dataset.y_train,
-                                               order[first * config.batch_size:], config.batch_size, put)
 
                 def stop_if_preempted(i: int, done: int) -> None:
                     if watch.reached(done):
@@ -607,18 +603,22 @@ def fit(
                         ms.append(m)
                         bar.update(length)
                         i += length
-                for i, batch in enumerate(() if on_device else batches, start=first):
-                    done = (epoch - 1) * steps_per_epoch + i
-                    stop_if_preempted(i, done)
-                    if stateful:
-                        k = None if dropout_key is None else jax.random.fold_in(dropout_key, done)
-                        params, opt_state, m, mstate = step(params, opt_state, batch, mstate, k)
-                    else:
-                        params, opt_state, m = step(params, opt_state, batch)
-                    if ms and i > first:  # two steps in flight at most: a signal stops the run within a step
-                        jax.block_until_ready(ms[-1])
-                    ms.append(m)
-                    bar.update(1)
+                else:  # batches gathered on the host, one step each
+                    order = data_lib.epoch_order(jax.random.fold_in(shuffle_key, epoch), n)
+                    batches = data_lib.batches(dataset.x_train, dataset.y_train,
+                                               order[first * config.batch_size:], config.batch_size, put)
+                    for i, batch in enumerate(batches, start=first):
+                        done = (epoch - 1) * steps_per_epoch + i
+                        stop_if_preempted(i, done)
+                        if stateful:
+                            k = None if dropout_key is None else jax.random.fold_in(dropout_key, done)
+                            params, opt_state, m, mstate = step(params, opt_state, batch, mstate, k)
+                        else:
+                            params, opt_state, m = step(params, opt_state, batch)
+                        if ms and i > first:  # two steps in flight at most: a signal stops the run within a step
+                            jax.block_until_ready(ms[-1])
+                        ms.append(m)
+                        bar.update(1)
                 host = _host_metrics(ms)  # the epoch's one host synchronisation
                 loss_sum, correct, count = _sum_metrics(host)
                 seconds += time.perf_counter() - start
