@@ -11,6 +11,7 @@ from jconv._src.conv import conv_transpose as conv_transpose
 from jconv._src.conv import conv_transpose1d as conv_transpose1d
 from jconv._src.conv import conv_transpose2d as conv_transpose2d
 from jconv._src.conv import conv_transpose3d as conv_transpose3d
+from jconv._src.onednn import cpu_conv_backend as cpu_conv_backend
 from jconv._src.pooling import adaptive_avg_pool1d as adaptive_avg_pool1d
 from jconv._src.pooling import adaptive_avg_pool2d as adaptive_avg_pool2d
 from jconv._src.pooling import adaptive_avg_pool3d as adaptive_avg_pool3d
@@ -61,6 +62,7 @@ __all__ = (
     "conv_transpose2d",
     "conv_transpose3d",
     "corr2d",
+    "cpu_conv_backend",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",

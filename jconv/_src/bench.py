@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jconv as jc
+from jconv._src import onednn
 from jconv._src.models import lenet as models
 
 Timed = Callable[[], Any]
@@ -76,6 +77,17 @@ def _jax_timed(f: Callable, *args: Any) -> tuple[Timed, float]:
     return lambda: jax.block_until_ready(compiled(*args)), compile_s
 
 
+def _jconv_timed(impls: dict[str, Timed], f: Callable, *args: Any) -> float:
+    """Adds jconv's timed ``f`` to ``impls`` and, where CPU convolutions run on oneDNN, the same
+    ``f`` on XLA's convolutions as ``"jconv-xla"`` (both backends side by side); returns the
+    compile time of the first."""
+    impls["jconv"], cs = _jax_timed(f, *args)
+    if jax.default_backend() == "cpu" and jc.cpu_conv_backend() == "onednn":
+        with onednn.use("xla"):
+            impls["jconv-xla"], _ = _jax_timed(f, *args)
+    return cs
+
+
 def _conv_case(n: int, c: int, o: int, hw: int, k: int) -> dict:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, c, hw, hw)).astype(np.float32)
@@ -108,7 +120,7 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         x, w, pad = case["x"], case["w"], k // 2
         impls = {}
         loss = lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum()
-        impls["jconv"], cs = _jax_timed(jax.grad(loss, (0, 1)), x, w)
+        cs = _jconv_timed(impls, jax.grad(loss, (0, 1)), x, w)
         if torch is not None:
             tx, tw = _tt(torch, x, True), _tt(torch, w, True)
 
@@ -155,7 +167,8 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         w = rng.normal(size=(o, c, 5, 5)).astype(np.float32)
         out = hw + 2 * pad - 4
         impls = {}
-        impls["jconv"], cs = _jax_timed(jax.grad(lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum(), (0, 1)), x, w)
+        cs = _jconv_timed(impls, jax.grad(lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum(), (0, 1)),
+                          x, w)
         if torch is not None:
             tx, tw = _tt(torch, x, True), _tt(torch, w, True)
             impls["pytorch"] = lambda tx=tx, tw=tw, pad=pad: (torch.nn.functional.conv2d(tx, tw, padding=pad) ** 2).sum().backward()
@@ -185,7 +198,7 @@ def _nd_rows(quick: bool, torch: Any, linen: Any) -> list[tuple]:
         op = (lambda x, w, s=s, p=p: jc.conv_transpose(x, w, strides=s, padding=p)) if transposed else \
             (lambda x, w, s=s, p=p: jc.conv(x, w, strides=s, padding=p))
         impls: dict[str, Timed] = {}
-        impls["jconv"], cs = _jax_timed(jax.grad(lambda x, w, op=op: (op(x, w) ** 2).sum(), (0, 1)), x, w)
+        cs = _jconv_timed(impls, jax.grad(lambda x, w, op=op: (op(x, w) ** 2).sum(), (0, 1)), x, w)
         out_size = np.prod(jax.eval_shape(op, x, w).shape[2:])
         in_size = np.prod(shape[2:])
         flops = 3 * 2 * shape[0] * o * c * k**n * (in_size if transposed else out_size)
@@ -225,17 +238,26 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     params = jax.device_put(model.init(jax.random.key(0), (1, 1, 28, 28)), repl)
     state = {"p": params, "o": jax.device_put(opt.init(params), repl)}
-    step = train_lib.make_train_step(model, opt, mesh)
     batch = train_lib.batch_putter(mesh, nb)(x, y, mask)
-    start = time.perf_counter()
-    step.lower(state["p"], state["o"], batch).compile()
-    cs = time.perf_counter() - start
 
-    def run() -> None:
-        state["p"], state["o"], m = step(state["p"], state["o"], batch)
-        jax.block_until_ready(m)
+    def timed_step() -> tuple[Timed, float]:
+        step = train_lib.make_train_step(model, opt, mesh)
+        start = time.perf_counter()
+        step.lower(state["p"], state["o"], batch).compile()
+        cs = time.perf_counter() - start
+        step(state["p"], state["o"], batch)  # traced here, under the caller's backend
 
-    impls: dict[str, Timed] = {"jconv": run}
+        def run() -> None:
+            state["p"], state["o"], m = step(state["p"], state["o"], batch)
+            jax.block_until_ready(m)
+
+        return run, cs
+
+    impls: dict[str, Timed] = {}
+    impls["jconv"], cs = timed_step()
+    if jax.default_backend() == "cpu" and jc.cpu_conv_backend() == "onednn":
+        with onednn.use("xla"):
+            impls["jconv-xla"], _ = timed_step()
     if torch is not None:
         tnn = torch.nn
         net = tnn.Sequential(
@@ -325,16 +347,20 @@ def main(quick: bool = False, rounds: int | None = None) -> int:
           f"({jax.devices()[0].platform}), PyTorch on {_TORCH_DEVICE[0]}, float32 with matmul precision "
           f"{precision}{' (TF32 on NVIDIA GPUs)' if precision == 'default' and jax.default_backend() == 'gpu' else ''}; "
           f"{rounds} interleaved rounds x {reps} reps, medians")
+    print(onednn.describe() + ("" if jax.default_backend() == "cpu" else " (unused: jconv runs on "
+                               f"{jax.default_backend()})"))
     for n in notes:
         print(f"note: {n}")
     print()
-    print("| workload | jconv ms | PyTorch ms | Flax ms | jconv / PyTorch | jconv GFLOP/s | jconv compile s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workload | jconv ms | jconv, XLA convs ms | PyTorch ms | Flax ms | jconv / PyTorch | XLA convs / PyTorch "
+          "| jconv GFLOP/s | jconv compile s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: f"{v * 1e3:.2f}" if v is not None else "-"
+    ratio = lambda k, med: f"{med[k] / med['pytorch']:.2f}x" if k in med and "pytorch" in med else "-"
     for name, med, gflops, cs in results:
-        ratio = f"{med['jconv'] / med['pytorch']:.2f}x" if "pytorch" in med else "-"
         gf = f"{gflops:.1f}" if gflops else "-"
-        print(f"| {name} | {fmt(med['jconv'])} | {fmt(med.get('pytorch'))} | {fmt(med.get('flax'))} | {ratio} | {gf} | {cs:.2f} |")
+        print(f"| {name} | {fmt(med['jconv'])} | {fmt(med.get('jconv-xla'))} | {fmt(med.get('pytorch'))} "
+              f"| {fmt(med.get('flax'))} | {ratio('jconv', med)} | {ratio('jconv-xla', med)} | {gf} | {cs:.2f} |")
     if sgemm_gflops:
         print(f"\nthis machine's sgemm through XLA: {sgemm_gflops:.1f} GFLOP/s (the reference for the GFLOP/s column)")
     print(_lenet_epoch(quick))

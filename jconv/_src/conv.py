@@ -19,7 +19,7 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from jconv._src import checks
+from jconv._src import checks, onednn
 from jconv._src.platform import on_cpu
 
 _PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
@@ -87,11 +87,29 @@ class _ConvSpec(NamedTuple):
 _MAX_BATCHED_WEIGHTS = 2**24
 
 
+def _onednn_applies(x: jax.Array, weight: jax.Array) -> bool:
+    """Whether a convolution on CPU runs on oneDNN (:mod:`jconv._src.onednn`): float32, non-empty,
+    and the backend available and not switched off."""
+    return (x.dtype == weight.dtype == jnp.float32 and x.size > 0 and weight.size > 0
+            and onednn.cpu_conv_backend() == "onednn")
+
+
+def _onednn_params(spec: _ConvSpec, groups: int) -> onednn.Params:
+    lo, hi = zip(*spec.geometry.padding)
+    return onednn.Params(spec.strides, spec.dilation, lo, hi, groups, checks.channels_last(spec.layout))
+
+
 def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
-    """The formulation behind :func:`conv` (batched input, checked arguments): 2-D goes
-    through :func:`_conv2d_impl`'s measured choices, 3-D on CPU through :func:`_conv3d_as_2d`,
-    the rest through :func:`_conv_xla` (1-D: XLA's measured 0.9-1.7x PyTorch's time on
-    (32, 64, 1024) k5, fwd + bwd; nothing faster was found)."""
+    """The formulation behind :func:`conv` (batched input, checked arguments).
+
+    On CPU, float32: oneDNN's convolution for every rank and term where the extension is
+    available (:func:`_onednn_applies`): measured faster than every XLA formulation below on each
+    benchmark row (``BENCHMARKS.md``). Otherwise 2-D goes through :func:`_conv2d_impl`'s measured
+    choices, 3-D on CPU through :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D:
+    XLA's measured 0.9-1.7x PyTorch's time on (32, 64, 1024) k5, fwd + bwd)."""
+    if _onednn_applies(x, weight):
+        p = _onednn_params(spec, groups)
+        return on_cpu(lambda x, w: onednn.fwd(x, w, p), lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
     if weight.ndim == 4:
         return _conv2d_impl(x, weight, spec, groups)
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
@@ -587,7 +605,7 @@ def _conv_transpose(fn: str, rank: int | None, y: Any, weight: Any, bias: Any, s
 
         return jax.vjp(forward, jnp.zeros(x_shape, y.dtype))[1](y)[0]
 
-    if any(s > 1 for s in strides_):
+    if any(s > 1 for s in strides_) and not _onednn_applies(y, weight):
         x = on_cpu(lambda y, w: _conv_transpose_taps(y, w, spec, out, groups), adjoint, y, weight)
     else:
         x = adjoint(y, weight)

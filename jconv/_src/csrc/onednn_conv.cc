@@ -1,0 +1,274 @@
+// oneDNN convolutions for XLA:CPU through XLA's typed FFI.
+//
+// Three handlers, one per term of a convolution's derivative (float32, 1-3 spatial axes,
+// channels-first or channels-last data, weights (O, C / groups, *kernel)):
+//   JconvConvFwd        (x, w)  -> y    forward
+//   JconvConvBwdData    (dy, w) -> dx   input gradient (= the transposed convolution)
+//   JconvConvBwdWeights (x, dy) -> dw   weight gradient
+// Attributes: strides, dilation (1 = dense), pad_lo, pad_hi (per spatial axis), groups,
+// channels_last (0 / 1).
+//
+// The primitives run on oneDNN's own (blocked) memory formats (format_tag::any): the plain
+// NCHW / NHWC ones were several times slower. XLA's buffers are reordered in and out. A
+// primitive, its reorders and its blocked buffers are built once per geometry and thread
+// (thread_local caches: XLA may run several custom calls at once, each on its own thread).
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using Dims = memory::dims;
+
+namespace {
+
+enum class Kind { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
+
+struct Geometry {
+  Dims src, wei, dst;                   // logical oneDNN dims (N, C, spatial...), ([G,] O, I, k...)
+  Dims strides, dilates, pad_l, pad_r;  // dilates: oneDNN counts the gaps (dilation - 1)
+  bool channels_last;
+};
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// An activation's logical dims from its buffer's dims (channels last: (N, spatial..., C)).
+Dims ActivationDims(ffi::Span<const int64_t> d, bool channels_last) {
+  Dims out(d.begin(), d.end());
+  if (channels_last) {
+    out[1] = d[d.size() - 1];
+    for (size_t i = 2; i < d.size(); ++i) out[i] = d[i - 1];
+  }
+  return out;
+}
+
+// (O, C / g, k...) -> (g, O / g, C / g, k...) when grouped: the same memory.
+Dims WeightDims(ffi::Span<const int64_t> d, int64_t groups) {
+  Dims out(d.begin(), d.end());
+  if (groups > 1) {
+    out[0] = d[0] / groups;
+    out.insert(out.begin(), groups);
+  }
+  return out;
+}
+
+memory::format_tag ActivationTag(size_t rank, bool channels_last) {
+  using t = memory::format_tag;
+  switch (rank) {
+    case 3: return channels_last ? t::nwc : t::ncw;
+    case 4: return channels_last ? t::nhwc : t::nchw;
+    default: return channels_last ? t::ndhwc : t::ncdhw;
+  }
+}
+
+memory::format_tag WeightTag(size_t rank) {
+  using t = memory::format_tag;
+  switch (rank) {  // of the logical weight dims (O, I, k...)
+    case 3: return t::oiw;
+    case 4: return t::oihw;
+    default: return t::oidhw;
+  }
+}
+
+memory::format_tag GroupedWeightTag(size_t rank) {
+  using t = memory::format_tag;
+  switch (rank) {
+    case 4: return t::goiw;
+    case 5: return t::goihw;
+    default: return t::goidhw;
+  }
+}
+
+// One tensor of a primitive: XLA's plain memory and, where oneDNN chose another format,
+// a buffer in that format with the reorder between them.
+struct Operand {
+  memory::desc user_md, prim_md;
+  memory prim_mem;  // empty when the formats agree
+  dnnl::reorder reorder;
+
+  void Init(const memory::desc& user, const memory::desc& prim, bool into_prim) {
+    user_md = user;
+    prim_md = prim;
+    if (user != prim) {
+      prim_mem = memory(prim, Engine());
+      reorder = into_prim ? dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user, Engine(), prim))
+                          : dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), prim, Engine(), user));
+    }
+  }
+  // The memory the primitive reads: XLA's buffer, or the reordered copy of it.
+  memory In(void* data, dnnl::stream& s) {
+    memory user(user_md, Engine(), data);
+    if (!prim_mem) return user;  // the primitive reads XLA's buffer in place
+    reorder.execute(s, user, prim_mem);
+    return prim_mem;
+  }
+  memory Out(void* data) { return prim_mem ? prim_mem : memory(user_md, Engine(), data); }
+  void Finish(void* data, dnnl::stream& s) {
+    if (!prim_mem) return;
+    memory user(user_md, Engine(), data);
+    reorder.execute(s, prim_mem, user);
+  }
+};
+
+struct Entry {
+  dnnl::primitive prim;
+  Operand a, b, out;  // the two inputs and the result, in the handler's argument order
+};
+
+std::string Key(Kind kind, const Geometry& g) {
+  std::string key = std::to_string(static_cast<int>(kind)) + (g.channels_last ? "L" : "F");
+  for (const Dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r}) {
+    key += '|';
+    for (auto v : *d) key += std::to_string(v) + ',';
+  }
+  return key;
+}
+
+std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
+  auto& eng = Engine();
+  const auto f32 = memory::data_type::f32;
+  const size_t r = g.src.size();
+  const bool grouped = g.wei.size() == r + 1;
+  memory::desc src_user(g.src, f32, ActivationTag(r, g.channels_last));
+  memory::desc dst_user(g.dst, f32, ActivationTag(r, g.channels_last));
+  memory::desc wei_user(g.wei, f32, grouped ? GroupedWeightTag(g.wei.size()) : WeightTag(g.wei.size()));
+  memory::desc src_any(g.src, f32, memory::format_tag::any);
+  memory::desc dst_any(g.dst, f32, memory::format_tag::any);
+  memory::desc wei_any(g.wei, f32, memory::format_tag::any);
+  const auto algo = dnnl::algorithm::convolution_direct;
+  dnnl::convolution_forward::primitive_desc fwd(eng, dnnl::prop_kind::forward_training, algo, src_any, wei_any,
+                                                dst_any, g.strides, g.dilates, g.pad_l, g.pad_r);
+  auto e = std::make_unique<Entry>();
+  switch (kind) {
+    case Kind::kFwd:
+      e->prim = dnnl::convolution_forward(fwd);
+      e->a.Init(src_user, fwd.src_desc(), true);
+      e->b.Init(wei_user, fwd.weights_desc(), true);
+      e->out.Init(dst_user, fwd.dst_desc(), false);
+      break;
+    case Kind::kBwdData: {
+      dnnl::convolution_backward_data::primitive_desc pd(eng, algo, src_any, wei_any, dst_any, g.strides, g.dilates,
+                                                         g.pad_l, g.pad_r, fwd);
+      e->prim = dnnl::convolution_backward_data(pd);
+      e->a.Init(dst_user, pd.diff_dst_desc(), true);
+      e->b.Init(wei_user, pd.weights_desc(), true);
+      e->out.Init(src_user, pd.diff_src_desc(), false);
+      break;
+    }
+    case Kind::kBwdWeights: {
+      dnnl::convolution_backward_weights::primitive_desc pd(eng, algo, src_any, wei_any, dst_any, g.strides,
+                                                            g.dilates, g.pad_l, g.pad_r, fwd);
+      e->prim = dnnl::convolution_backward_weights(pd);
+      e->a.Init(src_user, pd.src_desc(), true);
+      e->b.Init(dst_user, pd.diff_dst_desc(), true);
+      e->out.Init(wei_user, pd.diff_weights_desc(), false);
+      break;
+    }
+  }
+  return e;
+}
+
+// Primitives per geometry, per thread. Bounded: a program with very many geometries rebuilds.
+constexpr size_t kMaxCached = 256;
+
+Entry& Cached(Kind kind, const Geometry& g) {
+  thread_local std::unordered_map<std::string, std::unique_ptr<Entry>> cache;
+  auto key = Key(kind, g);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  if (cache.size() >= kMaxCached) cache.clear();
+  return *(cache[key] = Build(kind, g));
+}
+
+ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
+               ffi::Span<const int64_t> strides, ffi::Span<const int64_t> dilation,
+               ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi, int64_t groups,
+               int64_t channels_last) {
+  if (a.element_type() != ffi::F32 || b.element_type() != ffi::F32 || out->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("jconv oneDNN convolution: float32 only");
+  try {
+    Geometry g;
+    g.channels_last = channels_last != 0;
+    auto a_dims = a.dimensions(), b_dims = b.dimensions(), o_dims = out->dimensions();
+    switch (kind) {  // (src, wei, dst) from (a, b, out)
+      case Kind::kFwd:
+        g.src = ActivationDims(a_dims, g.channels_last);
+        g.wei = WeightDims(b_dims, groups);
+        g.dst = ActivationDims(o_dims, g.channels_last);
+        break;
+      case Kind::kBwdData:
+        g.dst = ActivationDims(a_dims, g.channels_last);
+        g.wei = WeightDims(b_dims, groups);
+        g.src = ActivationDims(o_dims, g.channels_last);
+        break;
+      case Kind::kBwdWeights:
+        g.src = ActivationDims(a_dims, g.channels_last);
+        g.dst = ActivationDims(b_dims, g.channels_last);
+        g.wei = WeightDims(o_dims, groups);
+        break;
+    }
+    g.strides.assign(strides.begin(), strides.end());
+    for (auto d : dilation) g.dilates.push_back(d - 1);
+    g.pad_l.assign(pad_lo.begin(), pad_lo.end());
+    g.pad_r.assign(pad_hi.begin(), pad_hi.end());
+
+    thread_local dnnl::stream stream(Engine());
+    Entry& e = Cached(kind, g);
+    memory ma = e.a.In(a.untyped_data(), stream);
+    memory mb = e.b.In(b.untyped_data(), stream);
+    memory mo = e.out.Out(out->untyped_data());
+    switch (kind) {
+      case Kind::kFwd:
+        e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mo}});
+        break;
+      case Kind::kBwdData:
+        e.prim.execute(stream, {{DNNL_ARG_DIFF_DST, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DIFF_SRC, mo}});
+        break;
+      case Kind::kBwdWeights:
+        e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_DIFF_DST, mb}, {DNNL_ARG_DIFF_WEIGHTS, mo}});
+        break;
+    }
+    e.out.Finish(out->untyped_data(), stream);
+    stream.wait();
+  } catch (const std::exception& err) {
+    return ffi::Error::Internal(std::string("jconv oneDNN convolution: ") + err.what());
+  }
+  return ffi::Error::Success();
+}
+
+template <Kind kind>
+ffi::Error Handler(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
+                   ffi::Span<const int64_t> strides, ffi::Span<const int64_t> dilation,
+                   ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi, int64_t groups,
+                   int64_t channels_last) {
+  return Run(kind, a, b, out, strides, dilation, pad_lo, pad_hi, groups, channels_last);
+}
+
+auto Binding() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::AnyBuffer>()
+      .Arg<ffi::AnyBuffer>()
+      .Ret<ffi::AnyBuffer>()
+      .Attr<ffi::Span<const int64_t>>("strides")
+      .Attr<ffi::Span<const int64_t>>("dilation")
+      .Attr<ffi::Span<const int64_t>>("pad_lo")
+      .Attr<ffi::Span<const int64_t>>("pad_hi")
+      .Attr<int64_t>("groups")
+      .Attr<int64_t>("channels_last");
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvFwd, Handler<Kind::kFwd>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvBwdData, Handler<Kind::kBwdData>, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvBwdWeights, Handler<Kind::kBwdWeights>, Binding());
