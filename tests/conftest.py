@@ -29,9 +29,10 @@ settings.register_profile(
     max_examples=40,
     deadline=None,
     derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-settings.register_profile("dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
@@ -50,3 +51,22 @@ def torch():
     if t is None:
         pytest.skip("PyTorch is not installed: install torch==2.13.0 (CPU) to run the oracle tests")
     return t
+
+
+def _cpu_conv_backends():
+    from jconv._src import onednn
+
+    backends = ["xla"]
+    if onednn._library().lib is not None and os.environ.get("JCONV_CPU_CONV", "").strip().lower() != "xla":
+        backends.insert(0, "onednn")
+    return backends
+
+
+@pytest.fixture(params=_cpu_conv_backends())
+def cpu_conv(request):
+    """Runs a test under each CPU convolution backend available (oneDNN where built, and XLA's):
+    the convolution oracle tests take it, so the suite checks both backends in one run."""
+    from jconv._src import onednn
+
+    with onednn.use(request.param):
+        yield request.param

@@ -17,9 +17,16 @@ from jax import lax
 from jax.test_util import check_grads
 
 import jconv as jc
-from jconv._src import conv, pooling
+from jconv._src import conv, onednn, pooling
 from jconv._src.platform import traced_as
 from jconv._src.checks import spatial_dims
+
+
+@pytest.fixture(autouse=True)
+def _xla_convs():
+    """These are the XLA formulations' tests: oneDNN (where built) is switched off."""
+    with onednn.use("xla"):
+        yield
 
 
 @st.composite

@@ -86,12 +86,13 @@ SWEEP = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("seed", [1, 3])
-def test_conv2d_gradient_sweep_never_aborts(seed):
+@pytest.mark.parametrize("seed, backend", [(1, "xla"), (3, "")])
+def test_conv2d_gradient_sweep_never_aborts(seed, backend):
     """jaxlib 0.10.2's CPU compiler aborts the process on some strided conv gradients (a raw
     ``lax.conv_general_dilated`` with implicit padding hit it within 80 random cases of this
-    kind of sweep); run in a subprocess so that an abort fails this test instead of pytest."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    kind of sweep); run in a subprocess so that an abort fails this test instead of pytest.
+    One sweep on XLA's convolutions, one on the default backend (oneDNN where built)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JCONV_CPU_CONV=backend)
     proc = subprocess.run(
         [sys.executable, "-c", SWEEP, str(seed)], capture_output=True, text=True, timeout=900,
         env=env,

@@ -62,7 +62,7 @@ def _check(got, ref, dtype):
 
 @settings(max_examples=20)
 @given(conv_cases())
-def test_conv_matches_torch_values_and_gradients(torch, case):
+def test_conv_matches_torch_values_and_gradients(cpu_conv, torch, case):
     rank, groups, c, o, k, s, d, size, pad, _, dtype, channels_last, bias, seed = case
     F = torch.nn.functional
     rng = np.random.default_rng(seed)
@@ -100,7 +100,7 @@ def test_conv_matches_torch_values_and_gradients(torch, case):
 
 @settings(max_examples=20)
 @given(conv_cases(transposed=True))
-def test_conv_transpose_matches_torch_values_and_gradients(torch, case):
+def test_conv_transpose_matches_torch_values_and_gradients(cpu_conv, torch, case):
     rank, groups, c, o, k, s, d, size, pad, op, dtype, channels_last, bias, seed = case
     F = torch.nn.functional
     rng = np.random.default_rng(seed)
@@ -138,7 +138,7 @@ def test_conv_transpose_matches_torch_values_and_gradients(torch, case):
 
 @settings(max_examples=20)
 @given(conv_cases(), st.booleans())
-def test_conv_transpose_is_the_adjoint_of_conv(case, same):
+def test_conv_transpose_is_the_adjoint_of_conv(cpu_conv, case, same):
     """<conv(x, w), y> == <x, conv_transpose(y, w)> with the same arguments (per-side padding
     and 'same' included), in float64."""
     rank, groups, c, o, k, s, d, size, pad, _, _, channels_last, _, seed = case
@@ -165,7 +165,7 @@ def test_conv_transpose_is_the_adjoint_of_conv(case, same):
         assert abs(lhs - rhs) <= 1e-9 * (1 + abs(lhs)), (lhs, rhs)
 
 
-def test_conv_transpose_check_grads_and_errors():
+def test_conv_transpose_check_grads_and_errors(cpu_conv):
     rng = np.random.default_rng(0)
     with jax.enable_x64(True):
         y, w = rng.normal(size=(2, 4, 3, 5)), rng.normal(size=(4, 3, 3, 2))

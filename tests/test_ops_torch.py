@@ -35,7 +35,7 @@ CONV_CASES = list(enumerate(_cases(0, 40)))
 
 
 @pytest.mark.parametrize("index, case", CONV_CASES, ids=[str(i) for i, _ in CONV_CASES])
-def test_conv2d_forward_and_gradients_match_torch(torch, index, case):
+def test_conv2d_forward_and_gradients_match_torch(cpu_conv, torch, index, case):
     F = torch.nn.functional
     n, c, h, w, o, groups, k, s, p, d, layout = case
     rng = np.random.default_rng(index)

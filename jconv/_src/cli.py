@@ -136,13 +136,20 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             return _fail(f"could not join {args.coordinator} as process {args.process_id} of "
                          f"{args.num_processes} within {args.init_timeout}s: {str(e).splitlines()[0]}")
 
+    import jax
+
     from jconv._src import data as data_lib
+    from jconv._src import onednn
     from jconv._src import train as train_lib
 
     try:  # before any data is loaded
         train_lib.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
-    except train_lib.TrainingError as e:
+        backend = onednn.describe()  # a bad or unsatisfiable JCONV_CPU_CONV fails here, in one line
+    except (train_lib.TrainingError, ValueError, RuntimeError) as e:
         return _fail(str(e))
+    if jax.process_index() == 0:
+        devices = f"{jax.device_count()} {jax.default_backend()} device{'s' if jax.device_count() > 1 else ''}"
+        print(f"jconv train: {args.model} on {args.dataset}, {devices}; {backend}")
     config = TrainConfig(
         model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, dtype=args.dtype,
@@ -159,8 +166,6 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_CODE
     except (data_lib.DataError, train_lib.TrainingError) as e:
         return _fail(str(e))
-    import jax
-
     if jax.process_index() == 0 and history:
         last = history[-1]
         epochs = f"{last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}"
@@ -179,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
         demo.main()
         return 0
-    from jconv._src import bench
+    from jconv._src import bench, onednn
 
+    try:
+        onednn.describe()  # a bad or unsatisfiable JCONV_CPU_CONV fails here, in one line
+    except (ValueError, RuntimeError) as e:
+        return _fail(str(e))
     return bench.main(quick=args.quick, rounds=args.rounds)
 
 
