@@ -12,17 +12,18 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 
-def _file(dist: str, name: str) -> Path:
+def _file(dist: str, path: str) -> Path:
+    """The installed file of ``dist`` whose path ends with ``path``."""
     d = importlib.metadata.distribution(dist)
-    return next(Path(d.locate_file(f)).resolve() for f in d.files or () if f.name == name)
+    return next(Path(d.locate_file(f)).resolve() for f in d.files or () if f.as_posix().endswith(path))
 
 
 def _extensions() -> list:
     try:
         jaxlib = importlib.util.find_spec("jaxlib")
         ffi_include = Path(jaxlib.submodule_search_locations[0]) / "include"
-        dnnl_include = _file("onednn-devel-cpu-gomp", "dnnl.hpp").parents[2]
-        dnnl_lib = _file("onednn-cpu-gomp", "libdnnl.so").parent
+        dnnl_include = _file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.hpp").parents[2]
+        dnnl_lib = _file("onednn-cpu-gomp", "lib/libdnnl.so").parent
     except (AttributeError, StopIteration, TypeError, importlib.metadata.PackageNotFoundError) as err:
         print(f"jconv: not building the oneDNN extension ({err!r}); jconv will use XLA's convolutions")
         return []
