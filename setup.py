@@ -15,7 +15,8 @@ from setuptools import Extension, setup
 def _file(dist: str, path: str) -> Path:
     """The installed file of ``dist`` whose path ends with ``path``."""
     d = importlib.metadata.distribution(dist)
-    return next(Path(d.locate_file(f)).resolve() for f in d.files or () if f.as_posix().endswith(path))
+    files = (Path(d.locate_file(f)).resolve() for f in d.files or ())  # RECORD paths are relative
+    return next(f for f in files if f.as_posix().endswith(path))
 
 
 def _extensions() -> list:
