@@ -1,9 +1,11 @@
 """N-d convolution (cross-correlation) and its adjoint, the transposed convolution.
 
 One implementation for every rank: :func:`conv` takes the rank from the weight
-(``(O, C // groups, *kernel)``), :func:`conv1d` / :func:`conv2d` / :func:`conv3d` fix it; the
-CPU fast paths (1x1 as matmuls, per-offset weight gradient) are 2-D only, where they were
-measured. :func:`conv_transpose` is defined as the vector-Jacobian product of :func:`conv` with
+(``(O, C // groups, *kernel)``), :func:`conv1d` / :func:`conv2d` / :func:`conv3d` fix it. On
+CPU, float32 convolutions run on oneDNN where jconv's extension was built
+(:mod:`jconv._src.onednn`, :func:`jconv.cpu_conv_backend`), 2-D 1x1 ones as matmuls; without it,
+on XLA with measured CPU formulations (1x1 as matmuls, per-offset weight gradient, 3-D as 2-D).
+:func:`conv_transpose` is defined as the vector-Jacobian product of :func:`conv` with
 respect to its input, so it is the exact adjoint whatever the geometry.
 """
 
@@ -102,20 +104,31 @@ def _onednn_params(spec: _ConvSpec, groups: int) -> onednn.Params:
 def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
     """The formulation behind :func:`conv` (batched input, checked arguments).
 
-    On CPU, float32: oneDNN's convolution for every rank and term where the extension is
-    available (:func:`_onednn_applies`): measured faster than every XLA formulation below on each
-    benchmark row (``BENCHMARKS.md``). Otherwise 2-D goes through :func:`_conv2d_impl`'s measured
-    choices, 3-D on CPU through :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D:
-    XLA's measured 0.9-1.7x PyTorch's time on (32, 64, 1024) k5, fwd + bwd)."""
-    if _onednn_applies(x, weight):
-        p = _onednn_params(spec, groups)
-        return on_cpu(lambda x, w: onednn.fwd(x, w, p), lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
+    On CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
+    convolution (:func:`_on_onednn`) for every rank, except the 2-D 1x1 matmuls in
+    :func:`_conv2d_impl`. Measured fwd + bwd on 2 CPU cores, ms, oneDNN / best XLA formulation
+    (``BENCHMARKS.md``): 3x3 64->64 (16, 64, 56, 56) 36-40 / 86-87; LeNet's 5x5 convolutions 9.1-9.6 /
+    17-18 and 3.1 / 7.4-7.7; conv3d k3 9.2-9.8 / 23-26; conv_transpose2d k4/2 9.7-11 / 73-74;
+    conv1d k5 (32, 64, 1024) 16.4-16.5 / 16.0-17.1 (a tie, kept on oneDNN).
+
+    Otherwise 2-D goes through :func:`_conv2d_impl`'s measured choices, 3-D on CPU through
+    :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D: XLA's measured 0.9-1.7x
+    PyTorch's time on (32, 64, 1024) k5, fwd + bwd)."""
     if weight.ndim == 4:
         return _conv2d_impl(x, weight, spec, groups)
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if _onednn_applies(x, weight):
+        return _on_onednn(x, weight, spec, groups)
     if weight.ndim == 5:
         return on_cpu(lambda x, w: _conv3d_as_2d(x, w, spec, groups), xla, x, weight)
     return xla(x, weight)
+
+
+def _on_onednn(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """oneDNN's convolution on CPU (XLA's on other platforms); its derivatives of every order
+    are oneDNN's input- and weight-gradient kernels (:mod:`jconv._src.onednn`)."""
+    p = _onednn_params(spec, groups)
+    return on_cpu(lambda x, w: onednn.fwd(x, w, p), lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
 
 
 def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
@@ -152,7 +165,8 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     * 1x1 kernels on CPU: :func:`_conv_offsets` with its one offset, a batched matmul
       ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
       5.4 against XLA's convolution 12.2, input gradient 4.7 against 13.0, weight gradient
-      7.9 against 45.3.
+      7.9 against 45.3 (kept where oneDNN is available: it lost there, see below).
+    * Other float32 kernels on CPU where the extension is available: :func:`_on_onednn`.
     * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
       XLA's convolution whose weight gradient is one batched matmul per kernel offset (forward +
       backward of the 3x3 case: 175 against 241. In NHWC it gained nothing: 224 against 219;
@@ -164,9 +178,12 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     out_ch, c, kh, kw = weight.shape
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if groups == 1 and small and (kh, kw) == (1, 1):  # also where oneDNN is available: 8.6-12.4
+        # against its 13.6-14.4 on the 1x1 row; NHWC 10.3 against 14.5
+        return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
+    if _onednn_applies(x, weight):
+        return _on_onednn(x, weight, spec, groups)
     if groups == 1 and small:
-        if (kh, kw) == (1, 1):
-            return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
         if spec.layout == "NCHW" and _offsets_win(c, out_ch, spec.geometry.out_size):
             return on_cpu(lambda x, w: _conv_offsets_wgrad(x, w, spec), xla, x, weight)
     return xla(x, weight)
