@@ -35,11 +35,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax._src import dispatch as _dispatch
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+try:
+    from jax._src import dispatch as _dispatch
+except ImportError:  # a later JAX: see _DEVICE_REGISTRY
+    _dispatch = None
 
 ENV_VAR = "JCONV_CPU_CONV"
 BACKENDS = ("onednn", "xla")
@@ -214,23 +218,22 @@ def _batch_axes(sharding: Any) -> Any:
     return None
 
 
-def _shardings(kind: str, mesh: Any, arg_shapes: Any) -> tuple[Any, tuple[Any, Any], Any]:
-    """(result, args) shardings: the batch stays on the axes it is sharded over, everything else is
-    replicated (a sharded channel or spatial axis is gathered first)."""
+def _shardings(kind: str, mesh: Mesh, arg_shapes: Any) -> tuple[Mesh, Any, tuple[Any, Any], Any]:
+    """(mesh, batch axes, args, result) shardings: the batch stays on the mesh axes it is sharded over,
+    everything else is replicated (a sharded channel or spatial axis is gathered first; without a
+    named mesh, everything is)."""
     axes = _batch_axes(arg_shapes[0].sharding)
-    if axes is None or getattr(mesh, "empty", True):
-        repl = arg_shapes[0].sharding if mesh is None or getattr(mesh, "empty", True) else NamedSharding(mesh, P())
-        if not isinstance(repl, NamedSharding):
-            repl = jax.sharding.GSPMDSharding.get_replicated(repl._device_assignment)
-        return axes, (repl, repl), repl
+    if mesh.empty:  # shardings without axis names: replicate, on a mesh of the same devices
+        devices = sorted(arg_shapes[0].sharding.device_set, key=lambda d: d.id)
+        mesh, axes = Mesh(np.array(devices), ("devices",)), None
     rows, repl = NamedSharding(mesh, P(axes)), NamedSharding(mesh, P())
     if kind == "bwd_weights":
-        return axes, (rows, rows), repl
-    return axes, (rows, repl), rows
+        return mesh, axes, (rows, rows), repl
+    return mesh, axes, (rows, repl), rows
 
 
 def _partition(kind: str, p: Params, extra: tuple, mesh: Any, arg_shapes: Any, result_shape: Any) -> tuple:
-    axes, args, result = _shardings(kind, mesh, arg_shapes)
+    mesh, axes, args, result = _shardings(kind, mesh, arg_shapes)
 
     def per_shard(a: jax.Array, b: jax.Array) -> jax.Array:
         out = _ffi(kind, p, a, b, **dict(extra))
@@ -240,7 +243,7 @@ def _partition(kind: str, p: Params, extra: tuple, mesh: Any, arg_shapes: Any, r
 
 
 def _infer(kind: str, p: Params, extra: tuple, mesh: Any, arg_shapes: Any, result_shape: Any) -> Any:
-    return _shardings(kind, mesh, arg_shapes)[2]
+    return _shardings(kind, mesh, arg_shapes)[3]
 
 
 def _sharding_rule(kind: str, p: Params, extra: tuple, mesh: Any, operand_types: Any, result_types: Any) -> tuple:
@@ -297,7 +300,7 @@ def _extra(params: dict) -> tuple:
 
 def _lowering(kind: str, ctx: Any, a: Any, b: Any, *, p: Params, **extra: Any) -> Any:
     """The FFI call; where the program spans several devices, a partitioned one."""
-    if getattr(ctx.module_context.axis_context, "num_devices", None) == 1:
+    if _DEVICE_REGISTRY is None or getattr(ctx.module_context.axis_context, "num_devices", None) == 1:
         fn = functools.partial(_ffi, kind, p, **extra)
     else:
         fn = functools.partial(_partitioned(kind), kind, p, _extra(extra))
@@ -360,9 +363,13 @@ def _batch_rule(prim: Primitive, folds: bool, args: tuple, dims: tuple, **params
 
 
 # The partitioned lowering needs the program's devices (custom_partitioning's callbacks build a
-# mesh): JAX lowers device-agnostically unless a primitive asks, through this (internal) registry,
-# as JAX's own cuDNN attention does.
-_dispatch.prim_requires_devices_during_lowering.update(_PRIMS.values())
+# mesh). JAX lowers device-agnostically unless a primitive asks, and the only way to ask is this
+# internal registry (JAX's own cuDNN attention uses it; no public API exists in jax 0.10). The one
+# deliberate private import in jconv, guarded: without it a sharded program gathers the batch around
+# each call (correct, slower), and tests/test_onednn.py's sharding test says so.
+_DEVICE_REGISTRY = getattr(_dispatch, "prim_requires_devices_during_lowering", None) if _dispatch else None
+if _DEVICE_REGISTRY is not None:
+    _DEVICE_REGISTRY.update(_PRIMS.values())
 
 batching.primitive_batchers[fwd_p] = functools.partial(_batch_rule, fwd_p, True)
 batching.primitive_batchers[bwd_data_p] = functools.partial(_batch_rule, bwd_data_p, True)
