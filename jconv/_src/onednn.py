@@ -135,8 +135,8 @@ def cpu_conv_backend() -> str:
 def describe() -> str:
     """One line for logs: the CPU convolution backend and why."""
     backend = cpu_conv_backend()
-    forced = _override[-1] if _override else _requested()
-    why = f" ({ENV_VAR}={forced})" if forced else ""
+    why = f" (forced in code: {_override[-1]})" if _override else (
+        f" ({ENV_VAR}={_requested()})" if _requested() else "")
     if backend == "onednn":
         return f"CPU convolutions: oneDNN via XLA FFI, float32 ({_library().detail}){why}"
     return f"CPU convolutions: XLA{why or f' ({_library().detail})'}"
@@ -153,7 +153,11 @@ class use:
 
     def __enter__(self) -> None:
         _override.append(self.backend)
-        cpu_conv_backend()  # raises here if oneDNN is requested but unavailable
+        try:
+            cpu_conv_backend()  # raises here if oneDNN is requested but unavailable
+        except RuntimeError:
+            _override.pop()
+            raise
 
     def __exit__(self, *exc: Any) -> None:
         _override.pop()
