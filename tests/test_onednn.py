@@ -171,6 +171,29 @@ def test_vmap():
     assert jaxpr.count("jconv_onednn_conv_fwd") == 1 and "while" not in jaxpr
 
 
+@needs_onednn
+def test_concurrent_calls_in_one_program():
+    """XLA:CPU runs independent custom calls of one program concurrently on its threads: twelve
+    geometries, forward and both gradients, several calls (each thread builds and caches its own
+    primitives; a shared cache or stream would race)."""
+    rng = np.random.default_rng(3)
+    geos = [(c, o, k, s) for c in (1, 3, 8) for o, k, s in ((4, 3, 1), (6, 2, 2))] + \
+           [(c, o, k, 1) for c in (2, 5) for o, k in ((3, 5), (7, 1))]
+    xs = [jnp.asarray(rng.normal(size=(3, c, 12, 10)), jnp.float32) for c, _, _, _ in geos]
+    ws = [jnp.asarray(rng.normal(size=(o, c, k, k)), jnp.float32) for c, o, k, _ in geos]
+
+    def total(conv):
+        return lambda xs, ws: sum(jnp.sum(jnp.sin(conv(x, w, s))) for x, w, (_, _, _, s) in zip(xs, ws, geos))
+
+    ours = jax.jit(jax.value_and_grad(total(lambda x, w, s: jc.conv2d(x, w, strides=s, padding=1)), (0, 1)))
+    want = jax.value_and_grad(total(lambda x, w, s: _lax_conv(x, w, (s, s), ((1, 1), (1, 1)), (1, 1), 1, "NCHW")),
+                              (0, 1))(xs, ws)
+    for _ in range(3):
+        got = ours(xs, ws)
+        for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
 SHARDED = r"""
 import json, re
 import jax, jax.numpy as jnp, numpy as np
