@@ -10,11 +10,14 @@
 //
 // The primitives run on oneDNN's own (blocked) memory formats (format_tag::any): the plain
 // NCHW / NHWC ones were several times slower. XLA's buffers are reordered in and out. A
-// primitive, its reorders and its blocked buffers are built once per geometry and thread
-// (thread_local caches: XLA may run several custom calls at once, each on its own thread).
+// primitive and its reorders are built once per geometry and thread (thread_local caches: XLA
+// may run several custom calls at once, each on its own thread); the blocked copies live in
+// per-thread scratch buffers.
 
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <new>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -89,34 +92,62 @@ memory::format_tag GroupedWeightTag(size_t rank) {
   }
 }
 
+// A growing, 64-byte aligned scratch buffer. Each thread keeps one per operand slot, shared by
+// every geometry it runs: memory stays bounded by the largest blocked tensor, not by the number
+// of geometries (a cache of per-geometry buffers grew by gigabytes on ImageNet-sized models).
+class Scratch {
+ public:
+  ~Scratch() { std::free(ptr_); }
+  void* Get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(ptr_);
+      size_ = (bytes + 63) / 64 * 64;
+      ptr_ = std::aligned_alloc(64, size_);
+      if (ptr_ == nullptr) {
+        size_ = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
 // One tensor of a primitive: XLA's plain memory and, where oneDNN chose another format,
-// a buffer in that format with the reorder between them.
+// the reorder into or out of that format (through the thread's scratch buffer for the slot).
 struct Operand {
   memory::desc user_md, prim_md;
-  memory prim_mem;  // empty when the formats agree
+  bool reordered = false;
   dnnl::reorder reorder;
 
   void Init(const memory::desc& user, const memory::desc& prim, bool into_prim) {
     user_md = user;
     prim_md = prim;
-    if (user != prim) {
-      prim_mem = memory(prim, Engine());
+    reordered = user != prim;
+    if (reordered) {
       reorder = into_prim ? dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), user, Engine(), prim))
                           : dnnl::reorder(dnnl::reorder::primitive_desc(Engine(), prim, Engine(), user));
     }
   }
-  // The memory the primitive reads: XLA's buffer, or the reordered copy of it.
-  memory In(void* data, dnnl::stream& s) {
+  // The memory the primitive reads: XLA's buffer in place, or its reordered copy.
+  memory In(void* data, Scratch& scratch, dnnl::stream& s) {
     memory user(user_md, Engine(), data);
-    if (!prim_mem) return user;  // the primitive reads XLA's buffer in place
-    reorder.execute(s, user, prim_mem);
-    return prim_mem;
+    if (!reordered) return user;
+    memory prim(prim_md, Engine(), scratch.Get(prim_md.get_size()));
+    reorder.execute(s, user, prim);
+    return prim;
   }
-  memory Out(void* data) { return prim_mem ? prim_mem : memory(user_md, Engine(), data); }
-  void Finish(void* data, dnnl::stream& s) {
-    if (!prim_mem) return;
+  // The memory the primitive writes: XLA's buffer, or a scratch one that Finish reorders out.
+  memory Out(void* data, Scratch& scratch) {
+    return reordered ? memory(prim_md, Engine(), scratch.Get(prim_md.get_size())) : memory(user_md, Engine(), data);
+  }
+  void Finish(memory& prim, void* data, dnnl::stream& s) {
+    if (!reordered) return;
     memory user(user_md, Engine(), data);
-    reorder.execute(s, prim_mem, user);
+    reorder.execute(s, prim, user);
   }
 };
 
@@ -223,10 +254,11 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     g.pad_r.assign(pad_hi.begin(), pad_hi.end());
 
     thread_local dnnl::stream stream(Engine());
+    thread_local Scratch scratch[3];
     Entry& e = Cached(kind, g);
-    memory ma = e.a.In(a.untyped_data(), stream);
-    memory mb = e.b.In(b.untyped_data(), stream);
-    memory mo = e.out.Out(out->untyped_data());
+    memory ma = e.a.In(a.untyped_data(), scratch[0], stream);
+    memory mb = e.b.In(b.untyped_data(), scratch[1], stream);
+    memory mo = e.out.Out(out->untyped_data(), scratch[2]);
     switch (kind) {
       case Kind::kFwd:
         e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mo}});
@@ -238,7 +270,7 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
         e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_DIFF_DST, mb}, {DNNL_ARG_DIFF_WEIGHTS, mo}});
         break;
     }
-    e.out.Finish(out->untyped_data(), stream);
+    e.out.Finish(mo, out->untyped_data(), stream);
     stream.wait();
   } catch (const std::exception& err) {
     return ffi::Error::Internal(std::string("jconv oneDNN convolution: ") + err.what());
