@@ -302,6 +302,16 @@ def _extra(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
+# The partitioned lowering needs the program's devices (custom_partitioning's callbacks build a
+# mesh). JAX lowers device-agnostically unless a primitive asks, and the only way to ask is this
+# internal registry (JAX's own cuDNN attention uses it; no public API exists in jax 0.10). The one
+# deliberate private import in jconv, guarded: without it a sharded program gathers the batch around
+# each call (correct, slower), and tests/test_onednn.py's sharding test says so.
+_DEVICE_REGISTRY = getattr(_dispatch, "prim_requires_devices_during_lowering", None) if _dispatch else None
+if _DEVICE_REGISTRY is not None:
+    _DEVICE_REGISTRY.update(_PRIMS.values())
+
+
 def _lowering(kind: str, ctx: Any, a: Any, b: Any, *, p: Params, **extra: Any) -> Any:
     """The FFI call; where the program spans several devices, a partitioned one."""
     if _DEVICE_REGISTRY is None or getattr(ctx.module_context.axis_context, "num_devices", None) == 1:
@@ -365,15 +375,6 @@ def _batch_rule(prim: Primitive, folds: bool, args: tuple, dims: tuple, **params
     a, b = (batching.bdim_at_front(v, d, size) for v, d in ((a, da), (b, db)))
     return lax.map(lambda ab: prim.bind(*ab, **params), (a, b)), 0
 
-
-# The partitioned lowering needs the program's devices (custom_partitioning's callbacks build a
-# mesh). JAX lowers device-agnostically unless a primitive asks, and the only way to ask is this
-# internal registry (JAX's own cuDNN attention uses it; no public API exists in jax 0.10). The one
-# deliberate private import in jconv, guarded: without it a sharded program gathers the batch around
-# each call (correct, slower), and tests/test_onednn.py's sharding test says so.
-_DEVICE_REGISTRY = getattr(_dispatch, "prim_requires_devices_during_lowering", None) if _dispatch else None
-if _DEVICE_REGISTRY is not None:
-    _DEVICE_REGISTRY.update(_PRIMS.values())
 
 batching.primitive_batchers[fwd_p] = functools.partial(_batch_rule, fwd_p, True)
 batching.primitive_batchers[bwd_data_p] = functools.partial(_batch_rule, bwd_data_p, True)
