@@ -106,10 +106,9 @@ def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
 
     On CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
     convolution (:func:`_on_onednn`) for every rank, except the 2-D 1x1 matmuls in
-    :func:`_conv2d_impl`. Measured fwd + bwd on 2 CPU cores, ms, oneDNN / best XLA formulation
-    (``BENCHMARKS.md``): 3x3 64->64 (16, 64, 56, 56) 36-40 / 86-87; LeNet's 5x5 convolutions 9.1-9.6 /
-    17-18 and 3.1 / 7.4-7.7; conv3d k3 9.2-9.8 / 23-26; conv_transpose2d k4/2 9.7-11 / 73-74;
-    conv1d k5 (32, 64, 1024) 16.4-16.5 / 16.0-17.1 (a tie, kept on oneDNN).
+    :func:`_conv2d_impl`. oneDNN beat the best XLA formulation 2-7x on the ``jconv bench`` rows
+    "conv 3x3", "LeNet conv1/conv2", "conv3d" and "conv_transpose2d" (its "jconv, XLA convs" column),
+    and tied on "conv1d" (kept on oneDNN); ``BENCHMARKS.md`` has the numbers.
 
     Otherwise 2-D goes through :func:`_conv2d_impl`'s measured choices, 3-D on CPU through
     :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D: XLA's measured 0.9-1.7x
@@ -165,7 +164,7 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     * 1x1 kernels on CPU: :func:`_conv_offsets` with its one offset, a batched matmul
       ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
       5.4 against XLA's convolution 12.2, input gradient 4.7 against 13.0, weight gradient
-      7.9 against 45.3 (kept where oneDNN is available: it lost there, see below).
+      7.9 against 45.3 (kept where oneDNN is available: oneDNN lost on the "conv 1x1" row).
     * Other float32 kernels on CPU where the extension is available: :func:`_on_onednn`.
     * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
       XLA's convolution whose weight gradient is one batched matmul per kernel offset (forward +
@@ -178,8 +177,8 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     out_ch, c, kh, kw = weight.shape
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
-    if groups == 1 and small and (kh, kw) == (1, 1):  # also where oneDNN is available: 8.6-12.4
-        # against its 13.6-14.4 on the 1x1 row; NHWC 10.3 against 14.5
+    if groups == 1 and small and (kh, kw) == (1, 1):  # also where oneDNN is available: faster
+        # on the "conv 1x1" bench row and in NHWC (BENCHMARKS.md, session 6)
         return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
     if _onednn_applies(x, weight):
         return _on_onednn(x, weight, spec, groups)
