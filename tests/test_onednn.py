@@ -102,6 +102,21 @@ def test_onednn_equals_lax_conv(case):
 
 
 @needs_onednn
+@settings(max_examples=15, deadline=None)
+@given(conv_cases())
+def test_vmap_folds_into_groups(case):
+    """Mapped weights and per-example gradients fold into the groups: every rank and layout."""
+    x, w, kw = _inputs(case)
+    xs, ws = jnp.stack([x, jnp.cos(x)]), jnp.stack([w, -0.5 * w])
+    ours = lambda x, w: jc.conv(x, w, **kw)  # noqa: E731
+    ref = lambda x, w: _lax_conv(x, w, **kw)  # noqa: E731
+    np.testing.assert_allclose(jax.jit(jax.vmap(ours))(xs, ws), jax.vmap(ref)(xs, ws), rtol=1e-5, atol=1e-5)
+    got = jax.jit(jax.vmap(jax.grad(_loss(ours), (0, 1))))(xs, ws)
+    for g, r in zip(got, jax.vmap(jax.grad(_loss(ref), (0, 1)))(xs, ws)):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
 def test_onednn_equals_torch(torch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 6, 13, 11)).astype(np.float32)
@@ -166,9 +181,19 @@ def test_vmap():
     # per-example gradients: vmap of grad
     pe = lambda f: jax.vmap(jax.grad(_loss(f), 1), (0, None))(xs, w)  # noqa: E731
     np.testing.assert_allclose(pe(ours), pe(ref), rtol=1e-4, atol=1e-4)
-    # a mapped batch folds into N: one custom call, not a loop
-    jaxpr = _prims(jax.vmap(ours, (0, None)), xs, w)
-    assert jaxpr.count("jconv_onednn_conv_fwd") == 1 and "while" not in jaxpr
+    # a mapped batch folds into N, mapped weights into the groups: one custom call, not a loop
+    for axes, args in (((0, None), (xs, w)), ((None, 0), (x, ws)), ((0, 0), (xs, ws))):
+        jaxpr = _prims(jax.vmap(ours, axes), *args)
+        assert jaxpr.count("jconv_onednn_conv_fwd") == 1 and "while" not in jaxpr, axes
+    jaxpr = _prims(lambda xs, w: jax.vmap(jax.grad(_loss(ours), 1), (0, None))(xs, w), xs, w)
+    assert "jconv_onednn_conv_bwd_weights" in jaxpr and "while" not in jaxpr
+    # channels last, per-example gradients of both operands
+    last = lambda x, w: jc.conv2d(x, w, strides=(2, 1), padding=((1, 0), (1, 1)), groups=2, layout="NHWC")  # noqa: E731
+    ref_last = lambda x, w: _lax_conv(x, w, (2, 1), ((1, 0), (1, 1)), (1, 1), 2, "NHWC")  # noqa: E731
+    xl = jnp.moveaxis(xs, 2, -1)
+    pe = lambda f: jax.vmap(jax.grad(_loss(f), (0, 1)))(xl, ws)  # noqa: E731
+    for g, r in zip(pe(last), pe(ref_last)):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
 @needs_onednn
