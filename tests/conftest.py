@@ -56,10 +56,7 @@ def torch():
 def _cpu_conv_backends():
     from jconv._src import onednn
 
-    backends = ["xla"]
-    if onednn._library().lib is not None and os.environ.get("JCONV_CPU_CONV", "").strip().lower() != "xla":
-        backends.insert(0, "onednn")
-    return backends
+    return ["onednn", "xla"] if onednn.cpu_conv_backend() == "onednn" else ["xla"]
 
 
 @pytest.fixture(params=_cpu_conv_backends())

@@ -77,12 +77,17 @@ def _jax_timed(f: Callable, *args: Any) -> tuple[Timed, float]:
     return lambda: jax.block_until_ready(compiled(*args)), compile_s
 
 
+def _both_backends() -> bool:
+    """Whether jconv's convolutions run on oneDNN here, so XLA's are timed beside them."""
+    return jax.default_backend() == "cpu" and jc.cpu_conv_backend() == "onednn"
+
+
 def _jconv_timed(impls: dict[str, Timed], f: Callable, *args: Any) -> float:
     """Adds jconv's timed ``f`` to ``impls`` and, where CPU convolutions run on oneDNN, the same
     ``f`` on XLA's convolutions as ``"jconv-xla"`` (both backends side by side); returns the
     compile time of the first."""
     impls["jconv"], cs = _jax_timed(f, *args)
-    if jax.default_backend() == "cpu" and jc.cpu_conv_backend() == "onednn":
+    if _both_backends():
         with onednn.use("xla"):  # a new function object: jit would reuse f's oneDNN trace
             impls["jconv-xla"], _ = _jax_timed(lambda *a: f(*a), *args)
     return cs
@@ -255,7 +260,7 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
 
     impls: dict[str, Timed] = {}
     impls["jconv"], cs = timed_step()
-    if jax.default_backend() == "cpu" and jc.cpu_conv_backend() == "onednn":
+    if _both_backends():
         with onednn.use("xla"):
             impls["jconv-xla"], _ = timed_step()
     if torch is not None:

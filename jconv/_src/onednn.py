@@ -299,6 +299,7 @@ def bwd_weights(x: jax.Array, dy: jax.Array, p: Params, kernel: tuple[int, ...])
 
 
 def _extra(params: dict) -> tuple:
+    """Keyword parameters as a hashable tuple (a cache key, a static argument)."""
     return tuple(sorted(params.items()))
 
 
@@ -327,7 +328,7 @@ def _jitted(kind: str, params: tuple) -> Callable[[jax.Array, jax.Array], jax.Ar
 
 
 for _kind, _prim in _PRIMS.items():
-    _prim.def_impl(lambda a, b, *, _kind=_kind, **params: _jitted(_kind, tuple(sorted(params.items())))(a, b))
+    _prim.def_impl(lambda a, b, *, _kind=_kind, **params: _jitted(_kind, _extra(params))(a, b))
     _prim.def_abstract_eval(
         lambda a, b, *, _kind=_kind, p, **extra: jax.core.ShapedArray(
             _SHAPES[_kind](a.shape, b.shape, p, **extra), jnp.float32))

@@ -153,7 +153,8 @@ struct Operand {
 
 struct Entry {
   dnnl::primitive prim;
-  Operand a, b, out;  // the two inputs and the result, in the handler's argument order
+  Operand a, b, out;            // the two inputs and the result, in the handler's argument order
+  int arg_a, arg_b, arg_out;    // their oneDNN argument names (DNNL_ARG_SRC, ...)
 };
 
 std::string Key(Kind kind, const Geometry& g) {
@@ -186,6 +187,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
       e->a.Init(src_user, fwd.src_desc(), true);
       e->b.Init(wei_user, fwd.weights_desc(), true);
       e->out.Init(dst_user, fwd.dst_desc(), false);
+      e->arg_a = DNNL_ARG_SRC, e->arg_b = DNNL_ARG_WEIGHTS, e->arg_out = DNNL_ARG_DST;
       break;
     case Kind::kBwdData: {
       dnnl::convolution_backward_data::primitive_desc pd(eng, algo, src_any, wei_any, dst_any, g.strides, g.dilates,
@@ -194,6 +196,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
       e->a.Init(dst_user, pd.diff_dst_desc(), true);
       e->b.Init(wei_user, pd.weights_desc(), true);
       e->out.Init(src_user, pd.diff_src_desc(), false);
+      e->arg_a = DNNL_ARG_DIFF_DST, e->arg_b = DNNL_ARG_WEIGHTS, e->arg_out = DNNL_ARG_DIFF_SRC;
       break;
     }
     case Kind::kBwdWeights: {
@@ -203,6 +206,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
       e->a.Init(src_user, pd.src_desc(), true);
       e->b.Init(dst_user, pd.diff_dst_desc(), true);
       e->out.Init(wei_user, pd.diff_weights_desc(), false);
+      e->arg_a = DNNL_ARG_SRC, e->arg_b = DNNL_ARG_DIFF_DST, e->arg_out = DNNL_ARG_DIFF_WEIGHTS;
       break;
     }
   }
@@ -259,17 +263,7 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     memory ma = e.a.In(a.untyped_data(), scratch[0], stream);
     memory mb = e.b.In(b.untyped_data(), scratch[1], stream);
     memory mo = e.out.Out(out->untyped_data(), scratch[2]);
-    switch (kind) {
-      case Kind::kFwd:
-        e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mo}});
-        break;
-      case Kind::kBwdData:
-        e.prim.execute(stream, {{DNNL_ARG_DIFF_DST, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DIFF_SRC, mo}});
-        break;
-      case Kind::kBwdWeights:
-        e.prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_DIFF_DST, mb}, {DNNL_ARG_DIFF_WEIGHTS, mo}});
-        break;
-    }
+    e.prim.execute(stream, {{e.arg_a, ma}, {e.arg_b, mb}, {e.arg_out, mo}});
     e.out.Finish(mo, out->untyped_data(), stream);
     stream.wait();
   } catch (const std::exception& err) {
