@@ -9,7 +9,7 @@ from jconv._src import supervisor
 from jconv._src.data import DATASETS
 from jconv._src.models.zoo import DEFAULTS, MODELS
 from jconv._src.preemption import EXIT_CODE
-from jconv._src.train import COMPUTE_DTYPES, DIVERGENCE_FACTOR, TrainConfig
+from jconv._src.training.loop import COMPUTE_DTYPES, DIVERGENCE_FACTOR, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -140,7 +140,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
     from jconv._src import data as data_lib
     from jconv._src import onednn
-    from jconv._src import train as train_lib
+    from jconv._src.training import loop as train_lib
 
     try:  # before any data is loaded
         train_lib.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
