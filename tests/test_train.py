@@ -253,7 +253,7 @@ def test_sigterm_mid_epoch_commits_a_checkpoint_and_resume_equals_uninterrupted(
 
 WATCH_SCRIPT = """
 import os, signal, sys, time
-from jconv._src.preemption import PreemptionWatch
+from jconv._src.training.preemption import PreemptionWatch
 with PreemptionWatch() as watch:
     assert not watch.reached(0)
     os.kill(os.getpid(), getattr(signal, sys.argv[1]))

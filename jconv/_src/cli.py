@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jconv._src import supervisor
+from jconv._src.training import supervisor
 from jconv._src.data import DATASETS
 from jconv._src.models.zoo import DEFAULTS, MODELS
-from jconv._src.preemption import EXIT_CODE
+from jconv._src.training.preemption import EXIT_CODE
 from jconv._src.training.loop import COMPUTE_DTYPES, DIVERGENCE_FACTOR, TrainConfig
 
 _DEFAULTS = TrainConfig()

@@ -28,8 +28,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jconv._src import data as data_lib
 from jconv._src.nn.base import Layer
-from jconv._src.multiprocess import check_same_run
-from jconv._src.preemption import PreemptionWatch
+from jconv._src.training.multiprocess import check_same_run
+from jconv._src.training.preemption import PreemptionWatch
 
 
 class TrainingError(Exception):
@@ -464,7 +464,7 @@ def fit(
 
     The first SIGTERM or SIGINT stops every process of the run before its next step: a
     checkpoint of that step (with the position in the epoch) is committed and :class:`Preempted`
-    is raised; a second signal ends the process at once. See :mod:`jconv._src.preemption`.
+    is raised; a second signal ends the process at once. See :mod:`jconv._src.training.preemption`.
 
     ``input_pipeline``: ``"device"`` places the training set on the devices once and runs each
     epoch as compiled chunks of ``STEPS_PER_CHUNK`` (32) steps (``lax.scan``; the permutation and
@@ -648,7 +648,7 @@ def fit(
                         ckpt.save(done, _trained(params, opt_state, mstate, model), checkpoint_meta(epoch, done, None))
                     if lead:
                         _write_jsonl(os.path.join(out, "metrics.jsonl"), history)
-                        from jconv._src.plot import save_curves
+                        from jconv._src.training.plot import save_curves
 
                         save_curves(history, os.path.join(out, "curves.png"),
                                     title=f"{config.model} on {config.dataset}")
