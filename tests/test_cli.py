@@ -10,7 +10,7 @@ import pytest
 
 from jconv import data, train
 from jconv._src import cli as cli_lib
-from jconv._src.training.loop import _check_divergence
+from jconv._src.training.guards import check_divergence as _check_divergence
 
 
 def cli(*args, timeout=600):

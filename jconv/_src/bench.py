@@ -229,7 +229,7 @@ def _nd_rows(quick: bool, torch: Any, linen: Any) -> list[tuple]:
 def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
     import optax
 
-    from jconv._src.training import loop as train_lib
+    from jconv import train as train_lib
 
     model = models.lenet(variant="modern")
     rng = np.random.default_rng(2)
@@ -313,7 +313,7 @@ def _lenet_step_row(nb: int, torch: Any, linen: Any) -> tuple:
 
 def _lenet_epoch(quick: bool) -> str:
     from jconv._src import data as data_lib
-    from jconv._src.training import loop as train_lib
+    from jconv import train as train_lib
 
     ds = data_lib.load("mnist5k")
     epochs = 2 if quick else 3

@@ -7,9 +7,10 @@ import sys
 
 from jconv._src.training import supervisor
 from jconv._src.data import DATASETS
-from jconv._src.models.zoo import DEFAULTS, MODELS
+from jconv._src.models.zoo import MODELS
 from jconv._src.training.preemption import EXIT_CODE
-from jconv._src.training.loop import COMPUTE_DTYPES, DIVERGENCE_FACTOR, TrainConfig
+from jconv._src.training.config import COMPUTE_DTYPES, MODEL_DEFAULTS, TrainConfig, model_defaults
+from jconv._src.training.guards import DIVERGENCE_FACTOR
 
 _DEFAULTS = TrainConfig()
 
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train a model with jit-compiled SGD (optax), data-parallel over every "
                        "device JAX sees; resumable and preemption-safe.",
                        epilog=_TRAIN_EPILOG, formatter_class=_HelpFormatter)
-    per_model = "; ".join(f"{m}: {', '.join(f'{k} {v}' for k, v in d.items())}" for m, d in DEFAULTS.items())
+    per_model = "; ".join(f"{m}: {', '.join(f'{k} {v}' for k, v in d.items())}" for m, d in MODEL_DEFAULTS.items())
     t.add_argument("--model", choices=list(MODELS), default=_DEFAULTS.model,
                    help="the network (d2l's LeNet, the modern variant, and its Modern CNNs)")
     t.add_argument("--dataset", choices=list(DATASETS), default=_DEFAULTS.dataset,
@@ -102,9 +103,10 @@ def _fail(msg: str) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    for name in ("lr", "batch_size", "momentum"):  # the model's defaults (d2l's), where not given
+    defaults = model_defaults(args.model)
+    for name in ("lr", "batch_size", "momentum"):  # the model's defaults, where not given
         if getattr(args, name) is None:
-            setattr(args, name, DEFAULTS.get(args.model, {}).get(name, getattr(_DEFAULTS, name)))
+            setattr(args, name, defaults[name])
     args.out = args.out or f"runs/{args.model}"
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
@@ -140,12 +142,14 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
     from jconv._src import data as data_lib
     from jconv._src import onednn
-    from jconv._src.training import loop as train_lib
+    from jconv._src.training.errors import Preempted, TrainingError
+    from jconv._src.training.loop import fit
+    from jconv._src.training.run_dir import check_output
 
-    try:  # before any data is loaded
-        train_lib.check_output(args.out, resume=args.resume, overwrite=args.overwrite)
+    try:  # before any data is loaded; fit takes the checked folder and does not check it again
+        run = check_output(args.out, resume=args.resume, overwrite=args.overwrite)
         backend = onednn.describe()  # a bad or unsatisfiable JCONV_CPU_CONV fails here, in one line
-    except (train_lib.TrainingError, ValueError, RuntimeError) as e:
+    except (TrainingError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     if jax.process_index() == 0:
         devices = f"{jax.device_count()} {jax.default_backend()} device{'s' if jax.device_count() > 1 else ''}"
@@ -157,14 +161,14 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         ds = data_lib.load(args.dataset, args.data_dir, args.download)
         model = MODELS[args.model](ds.num_classes, ds.x_train.shape[1:])
-        _, history = train_lib.fit(
-            model, ds, config, args.out, resume=args.resume, overwrite=args.overwrite,
+        _, history = fit(
+            model, ds, config, run, resume=args.resume, overwrite=args.overwrite,
             progress=not (args.no_progress or supervisor.is_worker()),  # stderr is relayed by line
         )
-    except train_lib.Preempted as e:
+    except Preempted as e:
         print(f"jconv: {e}", file=sys.stderr)
         return EXIT_CODE
-    except (data_lib.DataError, train_lib.TrainingError) as e:
+    except (data_lib.DataError, TrainingError) as e:
         return _fail(str(e))
     if jax.process_index() == 0 and history:
         last = history[-1]

@@ -1,8 +1,8 @@
-"""The command line's model names, and each model's training defaults where d2l's differ."""
+"""The command line's model names (each model's training defaults: ``jconv._src.training.config``)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from jconv import nn
 from jconv._src.models.alexnet import alexnet
@@ -26,16 +26,4 @@ MODELS: dict[str, Builder] = {
     "googlenet": lambda n, shape: googlenet(n, input_shape=shape),
     "resnet18": lambda n, shape: resnet18(n, input_shape=shape),
     "densenet": lambda n, shape: densenet(n, input_shape=shape),
-}
-
-# d2l trains each of these for 10 epochs on 60,000 images with plain SGD (lr 0.01-0.1, batch
-# 128-256): 2,300-4,700 steps. mnist5k gives 32 steps of 128 per epoch; with d2l's recipe,
-# ResNet-18 reached 0.945-0.957 after 3 epochs and GoogLeNet stayed on the ln(10) plateau, so
-# jconv's defaults for the modern CNNs are SGD with momentum 0.9, lr 0.01, batch 128 (measured
-# for every model in the README's model table). VGG, NiN and GoogLeNet (ReLU, no BatchNorm) also
-# start from He-normal weights instead of d2l's Xavier (their builders' default): with Xavier,
-# VGG-11 stayed at loss ln(10) for 3 epochs, with He it reached 0.924.
-_MODERN = {"lr": 0.01, "batch_size": 128, "momentum": 0.9}
-DEFAULTS: dict[str, dict[str, Any]] = {
-    name: dict(_MODERN) for name in ("alexnet", "vgg11", "nin", "googlenet", "resnet18", "densenet")
 }

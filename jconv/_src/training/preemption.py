@@ -24,6 +24,8 @@ from typing import Any
 import jax
 from jax.experimental import multihost_utils
 
+from jconv._src.training.errors import Preempted
+
 #: The exit status of a preempted ``jconv train``: 128 + SIGTERM, what shells report for a
 #: process ended by SIGTERM, which is what the job was asked to do.
 EXIT_CODE = 128 + signal.SIGTERM
@@ -79,3 +81,24 @@ class PreemptionWatch:
         if self._multi:
             return multihost_utils.reached_preemption_sync_point(step)
         return self.signal_name is not None
+
+
+def stop(watch: PreemptionWatch, ckpt: Any, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Commits the checkpoint of ``meta["global_step"]`` (unless the end of the previous epoch
+    already did) to ``ckpt`` (a :class:`jconv._src.training.checkpoints.Checkpoints` or None) and
+    raises :class:`Preempted`."""
+    done, partial = meta["global_step"], meta["partial"]
+    epoch, step = (partial["epoch"], partial["step"]) if partial else (meta["epoch"] + 1, 0)
+    if ckpt:
+        ckpt.wait()
+        if not ckpt.has(done):
+            ckpt.save(done, state, meta)
+            ckpt.wait()
+    where = f"epoch {epoch} step {step}" if step else f"the start of epoch {epoch}"
+    what = watch.signal_name or "a preemption notice"
+    if ckpt:
+        message = (f"preempted ({what}) at {where}; checkpoint in {ckpt.directory}/{done}; "
+                   f"restart every process with --resume")
+    else:
+        message = f"preempted ({what}) at {where}; no checkpoint (no output folder)"
+    raise Preempted(message, epoch, step, ckpt.directory if ckpt else None)
