@@ -17,7 +17,8 @@ from jax import lax
 from jax.test_util import check_grads
 
 import jconv as jc
-from jconv._src import conv, onednn, pooling
+from jconv._src import onednn
+from jconv._src.ops import conv_cpu, geometry, pooling_cpu
 from jconv._src.platform import traced_as
 from jconv._src.checks import spatial_dims
 
@@ -56,9 +57,9 @@ def _pool_inputs(shape, layout, seed, nans):
 
 
 def _both(x, pool, strides, padding, ceil, layout):
-    geo = pooling.pool_geometry("t", spatial_dims(x.shape, layout), pool, strides, padding, ceil)
-    fast = lambda x: pooling._max_pool_slices(x, pool, strides, geo, layout)  # noqa: E731
-    ref = lambda x: pooling._max_pool_reduce_window(x, pool, strides, geo, layout)  # noqa: E731
+    geo = geometry.pool_geometry("t", spatial_dims(x.shape, layout), pool, strides, padding, ceil)
+    fast = lambda x: pooling_cpu._max_pool_slices(x, pool, strides, geo, layout)  # noqa: E731
+    ref = lambda x: pooling_cpu._max_pool_reduce_window(x, pool, strides, geo, layout)  # noqa: E731
     return fast, ref
 
 
@@ -139,13 +140,13 @@ def _conv_forms(case):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, c, h, w) if layout == "NCHW" else (n, h, w, c)).astype(np.float32)
     wt = rng.normal(size=wshape).astype(np.float32)
-    geo = conv.conv_geometry("t", (h, w), wshape[2:], strides, pad, dilation)
-    spec = conv._ConvSpec(strides, geo, dilation, layout, None)
+    geo = geometry.conv_geometry("t", (h, w), wshape[2:], strides, pad, dilation)
+    spec = geometry._ConvSpec(strides, geo, dilation, layout, None)
     forms = {
-        "xla conv, offsets weight gradient": lambda x, w: conv._conv_offsets_wgrad(x, w, spec),
-        "offsets": lambda x, w: conv._conv_offsets(conv._taps(x, spec, w.shape[2:]), w, spec),
+        "xla conv, offsets weight gradient": lambda x, w: conv_cpu._conv_offsets_wgrad(x, w, spec),
+        "offsets": lambda x, w: conv_cpu._conv_offsets(conv_cpu._taps(x, spec, w.shape[2:]), w, spec),
     }
-    ref = lambda x, w: conv._conv_xla(x, w, spec)  # noqa: E731
+    ref = lambda x, w: conv_cpu._conv_xla(x, w, spec)  # noqa: E731
     return forms, ref, x, wt, rng
 
 

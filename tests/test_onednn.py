@@ -26,7 +26,7 @@ from jax import lax
 from jax.test_util import check_grads
 
 import jconv as jc
-from jconv._src import onednn
+from jconv._src.onednn import backend as onednn
 from jconv._src.platform import traced_as
 
 needs_onednn = pytest.mark.skipif(jc.cpu_conv_backend() != "onednn", reason=onednn.describe())
@@ -318,7 +318,7 @@ def distribution(name):
 md.distribution = distribution
 import jax, jax.numpy as jnp, numpy as np
 import jconv as jc
-from jconv._src import onednn
+from jconv._src.onednn import backend as onednn
 from jconv._src.platform import traced_as
 x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 8, 8)), jnp.float32)
 g = jax.grad(lambda w: jnp.sum(jc.conv2d(x, w, padding=1) ** 2))(jnp.ones((4, 3, 3, 3)))

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.conv import _transpose_geometry, conv, conv_geometry, conv_transpose
+from jconv._src.ops.conv import conv, conv_transpose
+from jconv._src.ops.geometry import _transpose_geometry, conv_geometry
 from jconv._src.nn.base import (Layer, Shape, _act, _act_name, _check_activation, _check_fits, _check_input,
                                 _compute_dtype, _hashable, _input_shape, _pad_repr, _padding, _positive_int,
                                 _weight_and_bias)

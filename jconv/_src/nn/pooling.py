@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import jax
 
 from jconv._src import checks
-from jconv._src import pooling as ops
-from jconv._src.nn.base import Layer, Shape, _check_fits, _input_shape, _pad_repr, _padding
+from jconv._src.nn.base import (
+    Layer,
+    Shape,
+    _check_fits,
+    _input_shape,
+    _pad_repr,
+    _padding,
+)
+from jconv._src.ops import geometry
+from jconv._src.ops import pooling as ops
 
 
 def _ranked(fn: str, layer: Any, input_shape: Shape) -> tuple[Shape, Shape, int]:
@@ -49,7 +57,7 @@ class _Pool(Layer):
         fn = type(self).__name__
         shape, batched, c = _ranked(fn, self, input_shape)
         strides = self.pool_size if self.strides is None else self.strides
-        geom = ops.pool_geometry(fn, checks.spatial_dims(batched, self.layout), self.pool_size, strides,
+        geom = geometry.pool_geometry(fn, checks.spatial_dims(batched, self.layout), self.pool_size, strides,
                                  self.padding, self.ceil_mode)
         return _with_spatial(shape, self.layout, self._rank, c, geom.out_size)
 
@@ -129,95 +137,3 @@ class AvgPool3D(_AvgPool):
 
     layout: str = "NCDHW"
     _rank: ClassVar[int] = 3
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class _GlobalPool(Layer):
-    layout: str = "NCHW"
-    _kind: ClassVar[str] = "max"
-    _rank: ClassVar[int] = 2
-
-    def __post_init__(self) -> None:
-        checks.layout(type(self).__name__, self.layout, self._rank)
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape, _, c = _ranked(type(self).__name__, self, input_shape)
-        return _with_spatial(shape, self.layout, self._rank, c, (1,) * self._rank)
-
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        _check_fits(self, x)
-        reduce = ops.jnp.max if self._kind == "max" else ops.jnp.mean
-        return ops._global_pool(f"global_{self._kind}_pool{self._rank}d", self._rank, x, self.layout, reduce)
-
-    def __repr__(self) -> str:
-        ones, zeros = (1,) * self._rank, (0,) * self._rank
-        return (
-            f"{type(self).__name__}(size={ones}, stride={ones}, padding={zeros}, ceil_mode=True, "
-            f"global_pool=True, pool_type={self._kind}, layout={self.layout})"
-        )
-
-
-def _global(name: str, kind: str, rank: int, layout: str) -> type:
-    doc = (f"{'Max' if kind == 'max' else 'Mean'} over all spatial positions (Gluon's ``nn.{name}``): "
-           f"``{layout}`` to size 1 on every spatial axis.")
-    cls = dataclasses.dataclass(frozen=True, repr=False)(
-        type(name, (_GlobalPool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
-                                    "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
-    return cls
-
-
-GlobalMaxPool1D = _global("GlobalMaxPool1D", "max", 1, "NCW")
-GlobalMaxPool2D = _global("GlobalMaxPool2D", "max", 2, "NCHW")
-GlobalMaxPool3D = _global("GlobalMaxPool3D", "max", 3, "NCDHW")
-GlobalAvgPool1D = _global("GlobalAvgPool1D", "avg", 1, "NCW")
-GlobalAvgPool2D = _global("GlobalAvgPool2D", "avg", 2, "NCHW")
-GlobalAvgPool3D = _global("GlobalAvgPool3D", "avg", 3, "NCDHW")
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class _AdaptivePool(Layer):
-    output_size: Any = 1
-    layout: str = "NCHW"
-    _kind: ClassVar[str] = "avg"
-    _rank: ClassVar[int] = 2
-
-    def __post_init__(self) -> None:
-        fn = type(self).__name__
-        size = self.output_size
-        if isinstance(size, (tuple, list)) and len(size) == self._rank:
-            size = tuple(None if o is None else checks.ntuple(fn, "output_size", o, 1)[0] for o in size)
-        else:
-            size = checks.ntuple(fn, "output_size", size, self._rank)
-        object.__setattr__(self, "output_size", size)
-        checks.layout(fn, self.layout, self._rank)
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        shape, batched, c = _ranked(type(self).__name__, self, input_shape)
-        out = tuple(s if o is None else o for o, s in zip(self.output_size, checks.spatial_dims(batched, self.layout)))
-        return _with_spatial(shape, self.layout, self._rank, c, out)
-
-    def apply(self, params: Any, x: jax.Array) -> jax.Array:
-        _check_fits(self, x)
-        one_axis: Callable = ops._adaptive_avg_axis if self._kind == "avg" else ops._adaptive_max_axis
-        return ops._adaptive(f"adaptive_{self._kind}_pool{self._rank}d", self._rank, x, self.output_size,
-                             self.layout, one_axis)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(output_size={self.output_size}, layout={self.layout})"
-
-
-def _adaptive(name: str, kind: str, rank: int, layout: str) -> type:
-    doc = (f"Adaptive {'average' if kind == 'avg' else 'max'} pooling to ``output_size`` (PyTorch's "
-           f"``nn.{name[:-1]}d``, Gluon's name): see "
-           f":func:`jconv.adaptive_{kind}_pool{rank}d`. Input ``{layout}`` by default.")
-    return dataclasses.dataclass(frozen=True, repr=False)(
-        type(name, (_AdaptivePool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
-                                      "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
-
-
-AdaptiveAvgPool1D = _adaptive("AdaptiveAvgPool1D", "avg", 1, "NCW")
-AdaptiveAvgPool2D = _adaptive("AdaptiveAvgPool2D", "avg", 2, "NCHW")
-AdaptiveAvgPool3D = _adaptive("AdaptiveAvgPool3D", "avg", 3, "NCDHW")
-AdaptiveMaxPool1D = _adaptive("AdaptiveMaxPool1D", "max", 1, "NCW")
-AdaptiveMaxPool2D = _adaptive("AdaptiveMaxPool2D", "max", 2, "NCHW")
-AdaptiveMaxPool3D = _adaptive("AdaptiveMaxPool3D", "max", 3, "NCDHW")

@@ -1,0 +1,33 @@
+"""CPU convolutions on oneDNN through XLA's typed FFI.
+
+XLA:CPU's convolutions run 2-4x slower than oneDNN's on every term (forward, input gradient,
+weight gradient; ``BENCHMARKS.md``). On Linux x86-64, ``pip install`` builds
+``csrc/onednn_conv.cc`` (three FFI handlers) against the ``onednn-cpu-gomp`` wheel; this module
+loads it and wraps the handlers in three JAX primitives, one per term:
+
+* ``fwd(x, w) -> y``, ``bwd_data(dy, w) -> dx``, ``bwd_weights(x, dy) -> dw``. Each is bilinear,
+  and the transpose of each is another of the three, so ``grad``, ``jvp``, ``hessian``, ... of any
+  order stay on oneDNN; ``vmap`` folds a mapped batch into ``N``, and mapped weights (per-example
+  gradients included) into the groups: still one kernel call.
+* The CPU lowering is a ``custom_partitioning`` call: under ``jit`` with a batch sharded over a
+  mesh, each device convolves its shard (the weight gradient is then summed with ``psum``)
+  instead of gathering the batch around the custom call.
+
+Which backend runs: :func:`cpu_conv_backend`; ``JCONV_CPU_CONV=xla|onednn`` forces one (read
+once, at the first convolution). Float32 only: other dtypes keep XLA's convolution.
+
+Threads: oneDNN runs on GNU OpenMP. Its default (spinning) wait policy fights XLA's own intra-op
+threads for the cores: ``OMP_WAIT_POLICY=PASSIVE`` is set, unless the user set it, before
+``libdnnl`` loads (measurements in ``BENCHMARKS.md``).
+"""
+
+from jconv._src.onednn import batching as batching  # registers the vmap rules
+from jconv._src.onednn.backend import BACKENDS as BACKENDS
+from jconv._src.onednn.backend import ENV_VAR as ENV_VAR
+from jconv._src.onednn.backend import cpu_conv_backend as cpu_conv_backend
+from jconv._src.onednn.backend import describe as describe
+from jconv._src.onednn.backend import use as use
+from jconv._src.onednn.primitives import bwd_data as bwd_data
+from jconv._src.onednn.primitives import bwd_weights as bwd_weights
+from jconv._src.onednn.primitives import fwd as fwd
+from jconv._src.onednn.shapes import Params as Params

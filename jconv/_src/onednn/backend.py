@@ -1,0 +1,128 @@
+"""Loading jconv's oneDNN extension and choosing the CPU convolution backend (:func:`cpu_conv_backend`,
+``JCONV_CPU_CONV``, :class:`use`)."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.metadata
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+
+ENV_VAR = "JCONV_CPU_CONV"
+
+
+BACKENDS = ("onednn", "xla")
+
+
+_EXTENSION = "jconv._src._onednn_conv"
+
+
+_RUNTIME = "onednn-cpu-gomp"
+
+
+_TARGETS = {"fwd": "JconvConvFwd", "bwd_data": "JconvConvBwdData", "bwd_weights": "JconvConvBwdWeights"}
+
+
+class _Library(NamedTuple):
+    lib: ctypes.CDLL | None
+    detail: str  # what was loaded, or why nothing was
+
+
+def _runtime_library() -> Path:
+    """``libdnnl.so.3`` as the ``onednn-cpu-gomp`` wheel installed it (``<prefix>/lib``)."""
+    dist = importlib.metadata.distribution(_RUNTIME)
+    for f in dist.files or ():
+        if f.name == "libdnnl.so.3":
+            return Path(dist.locate_file(f)).resolve()
+    raise FileNotFoundError(f"{_RUNTIME} {dist.version} has no libdnnl.so.3")
+
+
+@functools.cache
+def _library() -> _Library:
+    """Loads ``libdnnl`` (global symbols, so the extension's dependency resolves to it) and the
+    extension, once; never raises."""
+    spec = importlib.util.find_spec(_EXTENSION)
+    if spec is None or spec.origin is None:
+        return _Library(None, "the oneDNN extension was not built at install time")
+    try:
+        runtime = _runtime_library()
+    except (importlib.metadata.PackageNotFoundError, FileNotFoundError) as err:
+        return _Library(None, f"the {_RUNTIME} wheel is not installed ({err})")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before libgomp starts its threads
+    try:
+        ctypes.CDLL(str(runtime), mode=ctypes.RTLD_GLOBAL)
+        lib = ctypes.CDLL(spec.origin)
+        for name, symbol in _TARGETS.items():
+            jax.ffi.register_ffi_target(f"jconv_onednn_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
+                                        platform="cpu")
+    except (OSError, AttributeError) as err:
+        return _Library(None, f"loading the oneDNN extension failed: {err}")
+    version = importlib.metadata.version(_RUNTIME)
+    return _Library(lib, f"oneDNN from {_RUNTIME} {version}")
+
+
+_override: list[str] = []
+
+
+@functools.cache
+def _requested() -> str | None:
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value and value not in BACKENDS:
+        raise ValueError(f"{ENV_VAR} must be one of {BACKENDS} or unset, got {os.environ[ENV_VAR]!r}")
+    return value or None
+
+
+def cpu_conv_backend() -> str:
+    """The backend of jconv's float32 convolutions on CPU: ``"onednn"`` (the FFI kernels, where the
+    extension was built and the ``onednn-cpu-gomp`` wheel is installed) or ``"xla"`` (XLA's
+    convolutions, everywhere else). ``JCONV_CPU_CONV=xla|onednn`` forces one; forcing
+    ``onednn`` where it is unavailable raises ``RuntimeError`` with the reason.
+
+    Example:
+      >>> import jconv as jc
+      >>> jc.cpu_conv_backend() in ("onednn", "xla")
+      True
+    """
+    want = _override[-1] if _override else _requested()
+    if want == "xla":
+        return "xla"
+    lib = _library()
+    if lib.lib is None and want == "onednn":
+        raise RuntimeError(f"{ENV_VAR}=onednn, but oneDNN is unavailable: {lib.detail}")
+    return "onednn" if lib.lib is not None else "xla"
+
+
+def describe() -> str:
+    """One line for logs: the CPU convolution backend and why."""
+    backend = cpu_conv_backend()
+    why = f" (forced in code: {_override[-1]})" if _override else (
+        f" ({ENV_VAR}={_requested()})" if _requested() else "")
+    if backend == "onednn":
+        return f"CPU convolutions: oneDNN via XLA FFI, float32 ({_library().detail}){why}"
+    return f"CPU convolutions: XLA{why or f' ({_library().detail})'}"
+
+
+class use:
+    """Context manager: ``with use("xla"): ...`` traces convolutions for that backend (tests and
+    benchmarks; a function jitted earlier keeps what it was traced with)."""
+
+    def __init__(self, backend: str):
+        if backend not in BACKENDS:
+            raise ValueError(f"use: `backend` must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+
+    def __enter__(self) -> None:
+        _override.append(self.backend)
+        try:
+            cpu_conv_backend()  # raises here if oneDNN is requested but unavailable
+        except RuntimeError:
+            _override.pop()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        _override.pop()

@@ -1,0 +1,287 @@
+"""The formulations behind :func:`jconv.conv` on CPU (oneDNN, matmuls, per-offset weight gradients,
+3-D as 2-D, written-out transposed taps), each named after the ``jconv bench`` row that chose it."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
+
+from jconv._src import checks, onednn
+from jconv._src.ops.geometry import ConvGeometry, _ConvSpec
+from jconv._src.platform import on_cpu
+
+# The matmul forms broadcast the weight over the batch, ``(N, O, C)``, and their weight gradient
+# sums ``(N, O, C)`` per-example products: beyond this many elements (64 MiB in float32) that
+# memory is not worth it; XLA's convolution needs none.
+_MAX_BATCHED_WEIGHTS = 2**24
+
+
+def _onednn_applies(x: jax.Array, weight: jax.Array) -> bool:
+    """Whether a convolution on CPU runs on oneDNN (:mod:`jconv._src.onednn`): float32, non-empty,
+    and the backend available and not switched off."""
+    return (x.dtype == weight.dtype == jnp.float32 and x.size > 0 and weight.size > 0
+            and onednn.cpu_conv_backend() == "onednn")
+
+
+def _onednn_params(spec: _ConvSpec, groups: int) -> onednn.Params:
+    lo, hi = zip(*spec.geometry.padding)
+    return onednn.Params(spec.strides, spec.dilation, lo, hi, groups, checks.channels_last(spec.layout))
+
+
+def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """The formulation behind :func:`conv` (batched input, checked arguments).
+
+    On CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
+    convolution (:func:`_on_onednn`) for every rank, except the 2-D 1x1 matmuls in
+    :func:`_conv2d_impl`. oneDNN beat the best XLA formulation 2-7x on the ``jconv bench`` rows
+    "conv 3x3", "LeNet conv1/conv2", "conv3d" and "conv_transpose2d" (its "jconv, XLA convs" column),
+    and tied on "conv1d" (kept on oneDNN); ``BENCHMARKS.md`` has the numbers.
+
+    Otherwise 2-D goes through :func:`_conv2d_impl`'s measured choices, 3-D on CPU through
+    :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D: XLA's measured 0.9-1.7x
+    PyTorch's time on (32, 64, 1024) k5, fwd + bwd)."""
+    if weight.ndim == 4:
+        return _conv2d_impl(x, weight, spec, groups)
+    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if _onednn_applies(x, weight):
+        return _on_onednn(x, weight, spec, groups)
+    if weight.ndim == 5:
+        return on_cpu(lambda x, w: _conv3d_as_2d(x, w, spec, groups), xla, x, weight)
+    return xla(x, weight)
+
+
+def _on_onednn(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """oneDNN's convolution on CPU (XLA's on other platforms); its derivatives of every order
+    are oneDNN's input- and weight-gradient kernels (:mod:`jconv._src.onednn`)."""
+    p = _onednn_params(spec, groups)
+    return on_cpu(lambda x, w: onednn.fwd(x, w, p), lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
+
+
+def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """A 3-D convolution as one 2-D convolution per depth offset ``a`` of the kernel, over the
+    depth slices ``x_pad[:, a*dd :: sd]`` folded into the batch, summed.
+
+    XLA:CPU's 3-D convolutions run at ~20 GFLOP/s on 2 cores; its 2-D ones (with jconv's 2-D
+    paths) several times faster. Measured, fwd + bwd, float32, 2 CPU cores (ms, this / XLA's
+    3-D): (4, 16, 16, 32, 32) 3x3x3 16->16 'same' 25 / 128; (2, 32, 8, 28, 28) 3x3x3 stride 2
+    32->64 4.2 / 143; 1x1x1 2.7 / 4.7. Gradients follow by differentiating the slices and the
+    2-D convolutions.
+    """
+    last = checks.channels_last(spec.layout)
+    xt = x if last else jnp.transpose(x, (0, 2, 1, 3, 4))  # depth next to the batch: (N, D, ...)
+    xt = jnp.pad(xt, [(0, 0), spec.geometry.padding[0]] + [(0, 0)] * 3)
+    (od, oh, ow), sd, dd = spec.geometry.out_size, spec.strides[0], spec.dilation[0]
+    layout2 = "NHWC" if last else "NCHW"
+    spec2 = _ConvSpec(spec.strides[1:], ConvGeometry(spec.geometry.padding[1:], (oh, ow)), spec.dilation[1:],
+                      layout2, spec.precision)
+    terms = []
+    for a in range(weight.shape[2]):
+        xs = lax.slice_in_dim(xt, a * dd, a * dd + (od - 1) * sd + 1, sd, axis=1)
+        xs = xs.reshape((xs.shape[0] * od,) + xs.shape[2:])
+        terms.append(_conv2d_impl(xs, weight[:, :, a], spec2, groups))
+    y = functools.reduce(lax.add, terms)
+    y = y.reshape((x.shape[0], od) + y.shape[1:])
+    return y if last else jnp.transpose(y, (0, 2, 1, 3, 4))
+
+
+def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
+    """The 2-D formulation, chosen per shape from measurements on 2 CPU cores (float32, ms,
+    jconv vs. PyTorch 2.13 in one process; ``BENCHMARKS.md`` has the rest):
+
+    * 1x1 kernels on CPU: :func:`_conv_offsets` with its one offset, a batched matmul
+      ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
+      5.4 against XLA's convolution 12.2, input gradient 4.7 against 13.0, weight gradient
+      7.9 against 45.3 (kept where oneDNN is available: oneDNN lost on the "conv 1x1" row).
+    * Other float32 kernels on CPU where the extension is available: :func:`_on_onednn`.
+    * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
+      XLA's convolution whose weight gradient is one batched matmul per kernel offset (forward +
+      backward of the 3x3 case: 175 against 241. In NHWC it gained nothing: 224 against 219;
+      1x1 in NHWC: 24 against 75).
+    * Everything else (grouped convolutions, other backends, and batches where the
+      ``(N, O, C)`` per-example weight copies and products of the matmul forms would pass
+      :data:`_MAX_BATCHED_WEIGHTS` elements): :func:`_conv_xla`.
+    """
+    out_ch, c, kh, kw = weight.shape
+    small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
+    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    if groups == 1 and small and (kh, kw) == (1, 1):  # also where oneDNN is available: faster
+        # on the "conv 1x1" bench row and in NHWC (BENCHMARKS.md, session 6)
+        return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
+    if _onednn_applies(x, weight):
+        return _on_onednn(x, weight, spec, groups)
+    if groups == 1 and small:
+        if spec.layout == "NCHW" and _offsets_win(c, out_ch, spec.geometry.out_size):
+            return on_cpu(lambda x, w: _conv_offsets_wgrad(x, w, spec), xla, x, weight)
+    return xla(x, weight)
+
+
+def _offsets_win(c: int, out_ch: int, out_size: checks.Pair) -> bool:
+    """Whether the per-offset weight gradient beats XLA:CPU's. Weight gradient alone of a
+    3x3 stride-1 convolution after a ReLU, 2 CPU cores, ms (offsets / XLA):
+
+    ===================================  ===========  =====
+    input, channels in -> out            offsets/XLA  ratio
+    ===================================  ===========  =====
+    (16, 64, 56, 56), 64 -> 64           67-82 / 113  0.67
+    (16, 32, 56, 56), 32 -> 64           50 / 62      0.80
+    (16, 128, 28, 28), 128 -> 128        51 / 63      0.82
+    (32, 32, 56, 56), 32 -> 32           76 / 68      1.11
+    (32, 16, 56, 56), 16 -> 16           39 / 24      1.65
+    (16, 256, 14, 14), 256 -> 256        82 / 28      2.89
+    (256, 16, 14, 14), 5x5 16 -> 32      48 / 38      1.25
+    LeNet's 5x5 6 -> 16 in a train step  +8 ms per step
+    ===================================  ===========  =====
+
+    The matmuls per offset are ``(O, H'W') @ (H'W', C)`` per example: they pay off when both
+    the output (``C * O``) and the contraction (``H' * W'``) are large.
+    """
+    return c * out_ch >= 2048 and out_size[0] * out_size[1] >= 784
+
+
+def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1) -> jax.Array:
+    """One ``lax.conv_general_dilated`` (the reference formulation).
+
+    Strided: the input is padded explicitly and cropped to the rows and columns the windows
+    read, then convolved with VALID padding. On jaxlib 0.10.2 (CPU) the input gradient of a
+    strided ``conv_general_dilated`` with implicit padding can abort the process inside XLA's
+    algebraic simplifier ("Window dimensions do not match RHS shape"); the explicit form does
+    not (``tests/test_grads.py``). Stride 1 (every padded row is read) passes the padding to
+    XLA: an explicit pad there made the forward + backward of a 3x3 64->64 convolution on
+    (16, 64, 56, 56) 1.6x slower on 2 CPU cores (305 ms against 187 ms).
+    """
+    padding: Any = spec.geometry.padding
+    n = weight.ndim - 2
+    if any(s != 1 for s in spec.strides):
+        x = _pad(x, spec)
+        for axis, out, s, k, d in zip(
+            checks.spatial_axes(spec.layout), spec.geometry.out_size, spec.strides, weight.shape[2:], spec.dilation
+        ):
+            x = lax.slice_in_dim(x, 0, (out - 1) * s + (k - 1) * d + 1, axis=axis)
+        padding = "VALID"
+    return lax.conv_general_dilated(
+        x,
+        weight,
+        window_strides=spec.strides,
+        padding=padding,
+        rhs_dilation=spec.dilation,
+        feature_group_count=groups,
+        dimension_numbers=(spec.layout, "OI" + "DHW"[3 - n:], spec.layout),
+        precision=spec.precision,
+    )
+
+
+def _pad(x: jax.Array, spec: _ConvSpec) -> jax.Array:
+    """``x`` with the convolution's zero padding applied to its spatial axes."""
+    widths = [(0, 0)] * x.ndim
+    for axis, lohi in zip(checks.spatial_axes(spec.layout), spec.geometry.padding):
+        widths[axis] = lohi
+    return jnp.pad(x, widths)
+
+
+def _taps(x: jax.Array, spec: _ConvSpec, kernel_hw: checks.Pair) -> list[jax.Array]:
+    """For each kernel offset ``(a, b)`` in row-major order, the input rows and columns it
+    meets: ``x_pad[..., a*dh :: sh, b*dw :: sw]`` cut to the output size (``(N, C, H', W')``
+    in NCHW, ``(N, H', W', C)`` in NHWC). ``conv2d`` is ``sum_ab weight[:, :, a, b] @ tap``."""
+    h_axis, w_axis = checks.spatial_axes(spec.layout)
+    xp = _pad(x, spec)
+    (oh, ow), (sh, sw), (dh, dw) = spec.geometry.out_size, spec.strides, spec.dilation
+    taps = []
+    for a in range(kernel_hw[0]):
+        for b in range(kernel_hw[1]):
+            start, limit, step = [0] * 4, list(xp.shape), [1] * 4
+            start[h_axis], limit[h_axis], step[h_axis] = a * dh, a * dh + (oh - 1) * sh + 1, sh
+            start[w_axis], limit[w_axis], step[w_axis] = b * dw, b * dw + (ow - 1) * sw + 1, sw
+            taps.append(lax.slice(xp, start, limit, step))
+    return taps
+
+
+def _conv_offsets(taps: list[jax.Array], weight: jax.Array, spec: _ConvSpec) -> jax.Array:
+    """``conv2d(x, weight)`` from the taps of ``x``: one batched matmul per kernel offset,
+    ``weight[:, :, a, b]`` broadcast over the batch, so that the transpose (the weight
+    gradient) is ``sum_n dy[n] @ tap[n]^T`` per offset: batch-``n`` matmuls, then a sum."""
+    n, (oh, ow) = taps[0].shape[0], spec.geometry.out_size
+    out, c, kh, kw = weight.shape
+    terms = []
+    for t, tap in enumerate(taps):
+        wt = jnp.broadcast_to(weight[:, :, t // kw, t % kw], (n, out, c))
+        if spec.layout == "NCHW":  # (n, O, C) @ (n, C, P) -> (n, O, P)
+            dims = (((2,), (1,)), ((0,), (0,)))
+            y = lax.dot_general(wt, tap.reshape(n, c, oh * ow), dims, spec.precision)
+            terms.append(y.reshape(n, out, oh, ow))
+        else:  # (n, P, C) . (n, O, C) -> (n, P, O)
+            dims = (((2,), (2,)), ((0,), (0,)))
+            y = lax.dot_general(tap.reshape(n, oh * ow, c), wt, dims, spec.precision)
+            terms.append(y.reshape(n, oh, ow, out))
+    return functools.reduce(lax.add, terms)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _conv_offsets_wgrad(x: jax.Array, weight: jax.Array, spec: _ConvSpec) -> jax.Array:
+    """XLA's convolution, differentiated with the weight gradient of :func:`_conv_offsets`.
+
+    The forward and the input gradient stay XLA's (the offsets' matmuls lose there: 89
+    against 40-52 ms forward, 139 against 45-48 ms input gradient on (16, 64, 56, 56) 3x3
+    64->64). The price is memory: the derivative keeps the ``kh * kw`` taps of ``x``.
+    ``tests/test_fast_paths.py`` checks values and first and second derivatives against
+    :func:`_conv_xla`.
+    """
+    return _conv_xla(x, weight, spec)
+
+
+@functools.partial(_conv_offsets_wgrad.defjvp, symbolic_zeros=True)
+def _conv_offsets_wgrad_jvp(
+    spec: _ConvSpec, primals: tuple, tangents: tuple
+) -> tuple[jax.Array, jax.Array]:
+    """``d conv(x, w) = conv(dx, w) + conv(x, dw)``; JAX transposes each term into its
+    gradient. A symbolic-zero tangent (the data of a first layer, frozen weights) costs
+    nothing."""
+    (x, weight), (dx, dw) = primals, tangents
+    y = _conv_offsets_wgrad(x, weight, spec)
+    terms = []
+    if not isinstance(dx, SymbolicZero):
+        terms.append(_conv_xla(dx, weight, spec))
+    if not isinstance(dw, SymbolicZero):
+        terms.append(_conv_offsets(_taps(x, spec, weight.shape[2:]), dw, spec))
+    return y, functools.reduce(lax.add, terms) if terms else jnp.zeros_like(y)
+
+
+def _conv_transpose_taps(y: jax.Array, weight: jax.Array, spec: _ConvSpec, out: tuple[int, ...],
+                         groups: int) -> jax.Array:
+    """A strided transposed convolution written out (col2im): for each kernel offset ``a``,
+    ``weight[:, :, a]`` contracts the channels of ``y`` (a matmul) and the result is added into
+    the output at rows ``i * s + a * d - lo`` (``lax.pad`` with interior padding ``s - 1``;
+    negative edges crop). The same linear map as the vjp of :func:`conv` (the adjoint tests
+    check it), without XLA:CPU's input-dilated convolution, which ran at ~10 GFLOP/s.
+
+    Measured, fwd + bwd, float32, 2 CPU cores (ms, this / vjp through XLA): (16, 128, 16, 16)
+    4x4 stride 2 pad 1 128->64 74 / 336; (8, 64, 32, 32) 2x2 stride 2 64->32 8.7 / 41;
+    (4, 16, 8, 16, 16) 4x4x4 stride 2 16->8 207 / 433. Stride 1 keeps the vjp (an ordinary
+    convolution of ``y``).
+    """
+    last = checks.channels_last(spec.layout)
+    c, og = weight.shape[:2]
+    wg = weight.reshape((groups, c // groups, og) + weight.shape[2:])
+    if last:
+        yg, eq = y.reshape(y.shape[:-1] + (groups, c // groups)), "n...gc,gco->n...go"
+    else:
+        yg, eq = y.reshape((y.shape[0], groups, c // groups) + y.shape[2:]), "ngc...,gco->ngo..."
+    size = checks.spatial_dims(y.shape, spec.layout)
+    axes = checks.spatial_axes(spec.layout)
+    zero = np.array(0, y.dtype)
+    terms = []
+    for tap in itertools.product(*(range(k) for k in weight.shape[2:])):
+        z = jnp.einsum(eq, yg, wg[(slice(None),) * 3 + tap], precision=spec.precision)
+        z = z.reshape(y.shape[:-1] + (groups * og,)) if last else z.reshape((y.shape[0], groups * og) + y.shape[2:])
+        cfg = [(0, 0, 0)] * z.ndim
+        for ax, a, s, d, (lo, _), n, o in zip(axes, tap, spec.strides, spec.dilation, spec.geometry.padding, size, out):
+            low = a * d - lo
+            cfg[ax] = (low, o - low - (n - 1) * s - 1, s - 1)
+        terms.append(lax.pad(z, zero, cfg))
+    return functools.reduce(lax.add, terms)
