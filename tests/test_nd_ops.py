@@ -362,5 +362,6 @@ def test_nd_layer_input_errors_name_the_layer():
         layer.apply(params, jnp.ones((1, 3, 8)))
     with pytest.raises(nn.InputShapeError, match=r"^Conv1D\(2 -> 4, .*\): expected a 3-D input, got shape \(1, 2, 8, 8\)"):
         layer.apply(params, jnp.ones((1, 2, 8, 8)))
-    with pytest.raises(ValueError, match=r"Conv2DTranspose: `output_padding` \(2, 2\) must be smaller"):
+    with pytest.raises(ValueError, match=r"Conv2DTranspose: `output_padding` must be smaller than max\(stride, dilation\) in each "
+                                         r"dimension, got output_padding \(2, 2\)"):
         nn.Conv2DTranspose(4, 3, strides=2, output_padding=2)

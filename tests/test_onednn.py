@@ -333,3 +333,27 @@ def test_runs_on_xla_without_the_wheel():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("xla CPU convolutions: XLA (the onednn-cpu-gomp wheel is not installed")
+
+
+@pytest.mark.skipif(onednn.cpu_conv_backend() != "onednn", reason="needs the oneDNN backend")
+def test_a_function_jitted_under_one_backend_is_traced_again_under_the_other():
+    traces = []
+
+    @jax.jit
+    def f(x, w):
+        traces.append(onednn.cpu_conv_backend())
+        return jc.conv2d(x, w, padding=1)
+
+    x, w = jnp.ones((2, 3, 8, 8)), jnp.ones((4, 3, 3, 3))
+    with onednn.use("onednn"):
+        y1 = f(x, w)
+        f(x, w)
+        on_onednn = f.lower(x, w).as_text()
+    with onednn.use("xla"):
+        y2 = f(x, w)
+        on_xla = f.lower(x, w).as_text()
+    with onednn.use("onednn"):
+        f(x, w)  # back to the first trace: a cache hit
+    assert traces == ["onednn", "xla"], traces  # one trace per backend, each reused by its own calls
+    assert "jconv_onednn_fwd" in on_onednn and "jconv_onednn_fwd" not in on_xla
+    np.testing.assert_allclose(y1, y2, rtol=1e-5)

@@ -31,6 +31,22 @@ def _floats(fn: str, X: Any, K: Any) -> tuple[jax.Array, jax.Array]:
     return checks.to_float(X, dtype), checks.to_float(K, dtype)
 
 
+def _multi_channel(fn: str, X: Any, K: Any, k_shape: str) -> tuple[jax.Array, jax.Array]:
+    """Checks ``X`` ``(C, H, W)`` against a kernel ``K`` of shape ``k_shape`` (its channel axis is
+    ``-3``: ``(C, kh, kw)`` or ``(O, C, kh, kw)``); returns both as floats."""
+    X, K = _floats(fn, X, K)
+    _rank(fn, "X", X, 3, "(C, H, W)")
+    _rank(fn, "K", K, k_shape.count(",") + 1, k_shape)
+    if X.shape[0] != K.shape[-3]:
+        has = f"has {K.shape[0]}" if K.ndim == 3 else f"expects {K.shape[1]} at axis 1"
+        raise ValueError(
+            f"{fn}: `X` has {X.shape[0]} channels but `K` {has} "
+            f"(shapes {tuple(X.shape)} and {tuple(K.shape)})"
+        )
+    _fits(fn, X, K)
+    return X, K
+
+
 def _corr2d(X: jax.Array, K: jax.Array) -> jax.Array:
     y = lax.conv_general_dilated(X[None, None], K[None, None], (1, 1), "VALID")
     return y[0, 0]
@@ -85,16 +101,7 @@ def corr2d_multi_in(X: jax.Array, K: jax.Array) -> jax.Array:
       Array([[ 56.,  72.],
              [104., 120.]], dtype=float32)
     """
-    fn = "corr2d_multi_in"
-    X, K = _floats(fn, X, K)
-    _rank(fn, "X", X, 3, "(C, H, W)")
-    _rank(fn, "K", K, 3, "(C, kh, kw)")
-    if X.shape[0] != K.shape[0]:
-        raise ValueError(
-            f"{fn}: `X` has {X.shape[0]} channels but `K` has {K.shape[0]} "
-            f"(shapes {tuple(X.shape)} and {tuple(K.shape)})"
-        )
-    _fits(fn, X, K)
+    X, K = _multi_channel("corr2d_multi_in", X, K, "(C, kh, kw)")
     return _corr2d_multi_in(X, K)
 
 
@@ -122,16 +129,7 @@ def corr2d_multi_in_out(X: jax.Array, K: jax.Array) -> jax.Array:
       >>> K.shape, jc.corr2d_multi_in_out(X, K).shape
       ((3, 2, 2, 2), (3, 2, 2))
     """
-    fn = "corr2d_multi_in_out"
-    X, K = _floats(fn, X, K)
-    _rank(fn, "X", X, 3, "(C, H, W)")
-    _rank(fn, "K", K, 4, "(O, C, kh, kw)")
-    if X.shape[0] != K.shape[1]:
-        raise ValueError(
-            f"{fn}: `X` has {X.shape[0]} channels but `K` expects {K.shape[1]} at axis 1 "
-            f"(shapes {tuple(X.shape)} and {tuple(K.shape)})"
-        )
-    _fits(fn, X, K)
+    X, K = _multi_channel("corr2d_multi_in_out", X, K, "(O, C, kh, kw)")
     return jax.vmap(_corr2d_multi_in, in_axes=(None, 0))(X, K)
 
 

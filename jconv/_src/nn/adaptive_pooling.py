@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _check_fits
+from jconv._src.nn.base import Layer, Rank1, Rank3, Shape, _check_fits
 from jconv._src.nn.pooling import _ranked, _with_spatial
-from jconv._src.ops import adaptive
+from jconv._src.ops.adaptive import adaptive_pool_nd
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -37,36 +37,59 @@ class _AdaptivePool(Layer):
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         _check_fits(self, x)
-        one_axis: Callable = adaptive._adaptive_avg_axis if self._kind == "avg" else adaptive._adaptive_max_axis
-        return adaptive._adaptive(f"adaptive_{self._kind}_pool{self._rank}d", self._rank, x, self.output_size,
-                             self.layout, one_axis)
+        return adaptive_pool_nd(f"adaptive_{self._kind}_pool{self._rank}d", self._rank, x, self.output_size,
+                                self.layout, self._kind)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(output_size={self.output_size}, layout={self.layout})"
 
 
-def _adaptive(name: str, kind: str, rank: int, layout: str) -> type:
-    doc = (f"Adaptive {'average' if kind == 'avg' else 'max'} pooling to ``output_size`` (PyTorch's "
-           f"``nn.{name[:-1]}d``, Gluon's name): see "
-           f":func:`jconv.adaptive_{kind}_pool{rank}d`. Input ``{layout}`` by default.")
-    return dataclasses.dataclass(frozen=True, repr=False)(
-        type(name, (_AdaptivePool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
-                                      "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
+@dataclasses.dataclass(frozen=True, repr=False)
+class _AdaptiveMax(_AdaptivePool):
+    _kind: ClassVar[str] = "max"
 
 
-AdaptiveAvgPool1D = _adaptive("AdaptiveAvgPool1D", "avg", 1, "NCW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveAvgPool2D(_AdaptivePool):
+    """Adaptive average pooling to ``output_size`` (PyTorch's ``nn.AdaptiveAvgPool2d``, Gluon's
+    name), ``(N, C, H, W)`` by default; see :func:`jconv.adaptive_avg_pool2d` for the bins.
+
+    Example:
+      >>> from jconv import nn
+      >>> nn.AdaptiveAvgPool2D((6, 6)).output_shape((1, 256, 13, 13))
+      (1, 256, 6, 6)
+    """
 
 
-AdaptiveAvgPool2D = _adaptive("AdaptiveAvgPool2D", "avg", 2, "NCHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveAvgPool1D(Rank1, _AdaptivePool):
+    """Adaptive average pooling of ``(N, C, W)`` (PyTorch's ``nn.AdaptiveAvgPool1d``); see
+    :func:`jconv.adaptive_avg_pool1d`."""
 
 
-AdaptiveAvgPool3D = _adaptive("AdaptiveAvgPool3D", "avg", 3, "NCDHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveAvgPool3D(Rank3, _AdaptivePool):
+    """Adaptive average pooling of ``(N, C, D, H, W)`` (PyTorch's ``nn.AdaptiveAvgPool3d``)."""
 
 
-AdaptiveMaxPool1D = _adaptive("AdaptiveMaxPool1D", "max", 1, "NCW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveMaxPool2D(_AdaptiveMax):
+    """Adaptive max pooling to ``output_size`` (PyTorch's ``nn.AdaptiveMaxPool2d``), ``(N, C, H, W)``
+    by default; the gradient goes to each bin's first maximum (:func:`jconv.adaptive_max_pool2d`)."""
 
 
-AdaptiveMaxPool2D = _adaptive("AdaptiveMaxPool2D", "max", 2, "NCHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveMaxPool1D(Rank1, _AdaptiveMax):
+    """Adaptive max pooling of ``(N, C, W)`` (PyTorch's ``nn.AdaptiveMaxPool1d``)."""
 
 
-AdaptiveMaxPool3D = _adaptive("AdaptiveMaxPool3D", "max", 3, "NCDHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class AdaptiveMaxPool3D(Rank3, _AdaptiveMax):
+    """Adaptive max pooling of ``(N, C, D, H, W)`` (PyTorch's ``nn.AdaptiveMaxPool3d``); see
+    :func:`jconv.adaptive_max_pool3d`.
+
+    Example:
+      >>> from jconv import nn
+      >>> nn.AdaptiveMaxPool3D(2).output_shape((1, 3, 5, 6, 7))
+      (1, 3, 2, 2, 2)
+    """

@@ -7,7 +7,8 @@ Shapes include the batch axis, as d2l prints them: ``(N, C, H, W)`` (or NHWC).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import dataclasses
+from typing import Any, Callable, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -207,3 +208,19 @@ def _weight_and_bias(layer: Any, key: jax.Array, weight_shape: Shape, units: int
     if layer.use_bias:
         params["bias"] = (layer.bias_init or zeros)(kb, (units,), layer.param_dtype)
     return params
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Rank1:
+    """Mixin of the 1-D layers (listed first among the bases): channels-first ``(N, C, W)`` by default."""
+
+    layout: str = "NCW"
+    _rank: ClassVar[int] = 1
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Rank3:
+    """Mixin of the 3-D layers (listed first among the bases): channels-first ``(N, C, D, H, W)`` by default."""
+
+    layout: str = "NCDHW"
+    _rank: ClassVar[int] = 3

@@ -10,12 +10,31 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.ops.conv import conv, conv_transpose
-from jconv._src.ops.geometry import _transpose_geometry, conv_geometry
-from jconv._src.nn.base import (Layer, Shape, _act, _act_name, _check_activation, _check_fits, _check_input,
-                                _compute_dtype, _hashable, _input_shape, _pad_repr, _padding, _positive_int,
-                                _weight_and_bias)
+from jconv._src.nn.base import (
+    Layer,
+    Rank1,
+    Rank3,
+    Shape,
+    _act,
+    _act_name,
+    _check_activation,
+    _check_fits,
+    _check_input,
+    _compute_dtype,
+    _hashable,
+    _input_shape,
+    _pad_repr,
+    _padding,
+    _positive_int,
+    _weight_and_bias,
+)
 from jconv._src.nn.initializers import Initializer
+from jconv._src.ops.conv import conv, conv_transpose
+from jconv._src.ops.geometry import (
+    _transpose_geometry,
+    check_output_padding,
+    conv_geometry,
+)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -137,51 +156,39 @@ class _Conv(Layer):
         return s + ")"
 
 
-_CONV_DOC = """{rank}-D {what} layer (Gluon's ``nn.{name}``): ``activation({op}(x, weight) + bias)``.
-
-    Parameters: ``{{"weight": {wshape}, "bias": (channels,)}}`` (no ``"bias"`` with
-    ``use_bias=False``) in ``param_dtype`` (float32); the computation runs in ``dtype``, by
-    default the input's float dtype. ``activation``: a Gluon name or a function.
-    ``weight_init`` defaults to Xavier uniform (d2l's ``init.Xavier()``), ``bias_init`` to zeros.
-    Input ``{layouts}``; see :func:`jconv.{op}` for the semantics.{extra}
-"""
-
-
 @dataclasses.dataclass(frozen=True, repr=False)
 class Conv2D(_Conv):
-    __doc__ = _CONV_DOC.format(rank=2, what="convolution", name="Conv2D", op="conv2d",
-                               wshape="(channels, in_channels // groups, kh, kw)", layouts="NCHW (default) or NHWC",
-                               extra="""
+    """2-D convolution layer (Gluon's ``nn.Conv2D``): ``activation(conv2d(x, weight) + bias)``.
+
+    Parameters: ``{"weight": (channels, in_channels // groups, kh, kw), "bias": (channels,)}`` (no
+    ``"bias"`` with ``use_bias=False``) in ``param_dtype`` (float32); the computation runs in
+    ``dtype``, by default the input's float dtype. ``activation``: a Gluon name or a function.
+    ``weight_init`` defaults to Xavier uniform (d2l's ``init.Xavier()``), ``bias_init`` to zeros.
+    Input NCHW (default) or NHWC; see :func:`jconv.conv2d` for the semantics.
 
     Example:
       >>> from jconv import nn
       >>> nn.Conv2D(6, kernel_size=5, padding=2, activation="sigmoid").output_shape((1, 1, 28, 28))
       (1, 6, 28, 28)
-    """)
+    """
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Conv1D(_Conv):
-    __doc__ = _CONV_DOC.format(rank=1, what="convolution", name="Conv1D", op="conv1d",
-                               wshape="(channels, in_channels // groups, kw)", layouts="NCW (default) or NWC",
-                               extra="""
+class Conv1D(Rank1, _Conv):
+    """1-D convolution layer (Gluon's ``nn.Conv1D``): :class:`Conv2D` over ``(N, C, W)`` (or NWC), weight
+    ``(channels, in_channels // groups, kw)``; see :func:`jconv.conv1d`.
 
     Example:
       >>> from jconv import nn
       >>> nn.Conv1D(8, kernel_size=5, padding=2).output_shape((4, 3, 100))
       (4, 8, 100)
-    """)
-    layout: str = "NCW"
-    _rank: ClassVar[int] = 1
+    """
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Conv3D(_Conv):
-    __doc__ = _CONV_DOC.format(rank=3, what="convolution", name="Conv3D", op="conv3d",
-                               wshape="(channels, in_channels // groups, kd, kh, kw)",
-                               layouts="NCDHW (default) or NDHWC", extra="")
-    layout: str = "NCDHW"
-    _rank: ClassVar[int] = 3
+class Conv3D(Rank3, _Conv):
+    """3-D convolution layer (Gluon's ``nn.Conv3D``): :class:`Conv2D` over ``(N, C, D, H, W)`` (or NDHWC),
+    weight ``(channels, in_channels // groups, kd, kh, kw)``; see :func:`jconv.conv3d`."""
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -193,42 +200,35 @@ class _ConvTranspose(_Conv):
         super().__post_init__()
         op = checks.ntuple(self._name, "output_padding", self.output_padding, self._rank, minimum=0)
         object.__setattr__(self, "output_padding", op)
-        for o, s, d in zip(op, self.strides, self.dilation):
-            if o >= max(s, d):
-                raise ValueError(f"{self._name}: `output_padding` {op} must be smaller than max(stride, dilation) "
-                                 f"in each dimension (strides {self.strides}, dilation {self.dilation})")
-
-
-_T_EXTRA = """ The output size per axis is
-    ``(size - 1) * stride - (lo + hi) + dilation * (kernel - 1) + output_padding + 1``."""
+        check_output_padding(self._name, op, self.strides, self.dilation)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Conv2DTranspose(_ConvTranspose):
-    __doc__ = _CONV_DOC.format(rank=2, what="transposed convolution", name="Conv2DTranspose", op="conv_transpose2d",
-                               wshape="(in_channels, channels // groups, kh, kw)", layouts="NCHW (default) or NHWC",
-                               extra=_T_EXTRA + """
+    """2-D transposed convolution layer (Gluon's ``nn.Conv2DTranspose``): ``activation(conv_transpose2d(x,
+    weight) + bias)``, the up-sampling layer of FCNs, U-Nets and GAN generators.
+
+    Parameters: ``{"weight": (in_channels, channels // groups, kh, kw), "bias": (channels,)}``, as
+    PyTorch and Gluon store transposed weights; initialisation, dtypes and activation as
+    :class:`Conv2D`. The output size per axis is
+    ``(size - 1) * stride - (lo + hi) + dilation * (kernel - 1) + output_padding + 1``; see
+    :func:`jconv.conv_transpose2d`.
 
     Example:
       >>> from jconv import nn
       >>> nn.Conv2DTranspose(8, 4, strides=2, padding=1).output_shape((1, 16, 14, 14))
       (1, 8, 28, 28)
-    """)
+    """
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Conv1DTranspose(_ConvTranspose):
-    __doc__ = _CONV_DOC.format(rank=1, what="transposed convolution", name="Conv1DTranspose", op="conv_transpose1d",
-                               wshape="(in_channels, channels // groups, kw)", layouts="NCW (default) or NWC",
-                               extra=_T_EXTRA)
-    layout: str = "NCW"
-    _rank: ClassVar[int] = 1
+class Conv1DTranspose(Rank1, _ConvTranspose):
+    """1-D transposed convolution layer (Gluon's ``nn.Conv1DTranspose``): :class:`Conv2DTranspose` over
+    ``(N, C, W)``, weight ``(in_channels, channels // groups, kw)``."""
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class Conv3DTranspose(_ConvTranspose):
-    __doc__ = _CONV_DOC.format(rank=3, what="transposed convolution", name="Conv3DTranspose", op="conv_transpose3d",
-                               wshape="(in_channels, channels // groups, kd, kh, kw)",
-                               layouts="NCDHW (default) or NDHWC", extra=_T_EXTRA)
-    layout: str = "NCDHW"
-    _rank: ClassVar[int] = 3
+class Conv3DTranspose(Rank3, _ConvTranspose):
+    """3-D transposed convolution layer (Gluon's ``nn.Conv3DTranspose``): :class:`Conv2DTranspose` over
+    ``(N, C, D, H, W)``, weight ``(in_channels, channels // groups, kd, kh, kw)``; see
+    :func:`jconv.conv_transpose3d`."""

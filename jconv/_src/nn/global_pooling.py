@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import Layer, Shape, _check_fits
+from jconv._src.nn.base import Layer, Rank1, Rank3, Shape, _check_fits
 from jconv._src.nn.pooling import _ranked, _with_spatial
-from jconv._src.ops import pooling as ops
+from jconv._src.ops.pooling import global_pool_nd
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -28,8 +28,7 @@ class _GlobalPool(Layer):
 
     def apply(self, params: Any, x: jax.Array) -> jax.Array:
         _check_fits(self, x)
-        reduce = ops.jnp.max if self._kind == "max" else ops.jnp.mean
-        return ops._global_pool(f"global_{self._kind}_pool{self._rank}d", self._rank, x, self.layout, reduce)
+        return global_pool_nd(f"global_{self._kind}_pool{self._rank}d", self._rank, x, self.layout, self._kind)
 
     def __repr__(self) -> str:
         ones, zeros = (1,) * self._rank, (0,) * self._rank
@@ -39,28 +38,50 @@ class _GlobalPool(Layer):
         )
 
 
-def _global(name: str, kind: str, rank: int, layout: str) -> type:
-    doc = (f"{'Max' if kind == 'max' else 'Mean'} over all spatial positions (Gluon's ``nn.{name}``): "
-           f"``{layout}`` to size 1 on every spatial axis.")
-    cls = dataclasses.dataclass(frozen=True, repr=False)(
-        type(name, (_GlobalPool,), {"__doc__": doc, "__annotations__": {"layout": "str"}, "layout": layout,
-                                    "_kind": kind, "_rank": rank, "__module__": __name__, "__qualname__": name}))
-    return cls
+@dataclasses.dataclass(frozen=True, repr=False)
+class _GlobalAvg(_GlobalPool):
+    _kind: ClassVar[str] = "avg"
 
 
-GlobalMaxPool1D = _global("GlobalMaxPool1D", "max", 1, "NCW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalMaxPool2D(_GlobalPool):
+    """Max over all spatial positions (Gluon's ``nn.GlobalMaxPool2D``): ``(N, C, H, W) -> (N, C, 1, 1)``.
+
+    Example:
+      >>> from jconv import nn
+      >>> nn.GlobalMaxPool2D().output_shape((8, 16, 7, 7))
+      (8, 16, 1, 1)
+    """
 
 
-GlobalMaxPool2D = _global("GlobalMaxPool2D", "max", 2, "NCHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalMaxPool1D(Rank1, _GlobalPool):
+    """Max over the positions of ``(N, C, W)`` (Gluon's ``nn.GlobalMaxPool1D``): ``(N, C, 1)``."""
 
 
-GlobalMaxPool3D = _global("GlobalMaxPool3D", "max", 3, "NCDHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalMaxPool3D(Rank3, _GlobalPool):
+    """Max over the positions of ``(N, C, D, H, W)`` (Gluon's ``nn.GlobalMaxPool3D``), keeping
+    three size-1 axes."""
 
 
-GlobalAvgPool1D = _global("GlobalAvgPool1D", "avg", 1, "NCW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalAvgPool2D(_GlobalAvg):
+    """Mean over all spatial positions (Gluon's ``nn.GlobalAvgPool2D``; NiN's and ResNet's head):
+    ``(N, C, H, W) -> (N, C, 1, 1)``, summed in at least float32."""
 
 
-GlobalAvgPool2D = _global("GlobalAvgPool2D", "avg", 2, "NCHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalAvgPool1D(Rank1, _GlobalAvg):
+    """Mean over the positions of ``(N, C, W)`` (Gluon's ``nn.GlobalAvgPool1D``)."""
 
 
-GlobalAvgPool3D = _global("GlobalAvgPool3D", "avg", 3, "NCDHW")
+@dataclasses.dataclass(frozen=True, repr=False)
+class GlobalAvgPool3D(Rank3, _GlobalAvg):
+    """Mean over the positions of ``(N, C, D, H, W)`` (Gluon's ``nn.GlobalAvgPool3D``): ``(N, C, 1, 1, 1)``.
+
+    Example:
+      >>> from jconv import nn
+      >>> nn.GlobalAvgPool3D().output_shape((2, 4, 3, 5, 5))
+      (2, 4, 1, 1, 1)
+    """

@@ -10,7 +10,15 @@ import jax.numpy as jnp
 from jax import lax
 
 from jconv._src import checks
-from jconv._src.nn.base import InputShapeError, Layer, Shape, _check_input, _compute_dtype, _input_shape, _positive_int
+from jconv._src.nn.base import (
+    InputShapeError,
+    Layer,
+    Shape,
+    _check_input,
+    _compute_dtype,
+    _input_shape,
+    _positive_int,
+)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -147,4 +155,4 @@ class BatchNorm(Layer):
 
     def __repr__(self) -> str:
         return (f"BatchNorm(axis={self.axis}, eps={self.epsilon}, momentum={self.momentum}, "
-                f"fix_gamma=False, use_global_stats=False, in_channels={self.in_channels})")
+                f"in_channels={self.in_channels})")

@@ -8,14 +8,7 @@ from typing import Any, ClassVar
 import jax
 
 from jconv._src import checks
-from jconv._src.nn.base import (
-    Layer,
-    Shape,
-    _check_fits,
-    _input_shape,
-    _pad_repr,
-    _padding,
-)
+from jconv._src.nn.base import Layer, Rank1, Rank3, Shape, _check_fits, _input_shape, _pad_repr, _padding
 from jconv._src.ops import geometry
 from jconv._src.ops import pooling as ops
 
@@ -65,9 +58,9 @@ class _Pool(Layer):
         _check_fits(self, x)
         fn = f"{self._kind}_pool{self._rank}d"  # the op's name in its error messages
         if self._kind == "max":
-            return ops._max_pool(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
+            return ops.max_pool_nd(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
                                  self.layout)
-        return ops._avg_pool(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
+        return ops.avg_pool_nd(fn, self._rank, x, self.pool_size, self.strides, self.padding, self.ceil_mode,
                              self.count_include_pad, self.layout)
 
     def __repr__(self) -> str:
@@ -103,19 +96,20 @@ class MaxPool2D(_Pool):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class MaxPool1D(_Pool):
-    """1-D max pooling layer (Gluon's ``nn.MaxPool1D``), ``(N, C, W)``; see :func:`jconv.max_pool1d`."""
-
-    layout: str = "NCW"
-    _rank: ClassVar[int] = 1
+class MaxPool1D(Rank1, _Pool):
+    """1-D max pooling layer (Gluon's ``nn.MaxPool1D``) over ``(N, C, W)`` (or ``"NWC"``); see
+    :func:`jconv.max_pool1d`."""
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class MaxPool3D(_Pool):
-    """3-D max pooling layer (Gluon's ``nn.MaxPool3D``), ``(N, C, D, H, W)``; see :func:`jconv.max_pool3d`."""
+class MaxPool3D(Rank3, _Pool):
+    """3-D max pooling layer (Gluon's ``nn.MaxPool3D``) over ``(N, C, D, H, W)`` (or ``"NDHWC"``).
 
-    layout: str = "NCDHW"
-    _rank: ClassVar[int] = 3
+    Example:
+      >>> from jconv import nn
+      >>> nn.MaxPool3D(2).output_shape((1, 4, 8, 8, 8))
+      (1, 4, 4, 4, 4)
+    """
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -124,16 +118,11 @@ class AvgPool2D(_AvgPool):
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class AvgPool1D(_AvgPool):
+class AvgPool1D(Rank1, _AvgPool):
     """1-D average pooling layer (Gluon's ``nn.AvgPool1D``); see :func:`jconv.avg_pool1d`."""
-
-    layout: str = "NCW"
-    _rank: ClassVar[int] = 1
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class AvgPool3D(_AvgPool):
-    """3-D average pooling layer (Gluon's ``nn.AvgPool3D``); see :func:`jconv.avg_pool3d`."""
-
-    layout: str = "NCDHW"
-    _rank: ClassVar[int] = 3
+class AvgPool3D(Rank3, _AvgPool):
+    """3-D average pooling layer (Gluon's ``nn.AvgPool3D``) over ``(N, C, D, H, W)``; ``count_include_pad``
+    as :func:`jconv.avg_pool2d`'s. See :func:`jconv.avg_pool3d`."""

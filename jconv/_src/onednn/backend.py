@@ -66,7 +66,9 @@ def _library() -> _Library:
     return _Library(lib, f"oneDNN from {_RUNTIME} {version}")
 
 
-_override: list[str] = []
+#: The backend forced by :class:`use`, a context that ``jax.jit``'s caches key on: a function traced
+#: under one choice is traced again (never reused) under the other.
+_FORCED = jax.make_user_context(default_value=None)
 
 
 @functools.cache
@@ -88,7 +90,7 @@ def cpu_conv_backend() -> str:
       >>> jc.cpu_conv_backend() in ("onednn", "xla")
       True
     """
-    want = _override[-1] if _override else _requested()
+    want = _FORCED.value or _requested()
     if want == "xla":
         return "xla"
     lib = _library()
@@ -100,7 +102,7 @@ def cpu_conv_backend() -> str:
 def describe() -> str:
     """One line for logs: the CPU convolution backend and why."""
     backend = cpu_conv_backend()
-    why = f" (forced in code: {_override[-1]})" if _override else (
+    why = f" (forced in code: {_FORCED.value})" if _FORCED.value else (
         f" ({ENV_VAR}={_requested()})" if _requested() else "")
     if backend == "onednn":
         return f"CPU convolutions: oneDNN via XLA FFI, float32 ({_library().detail}){why}"
@@ -108,21 +110,25 @@ def describe() -> str:
 
 
 class use:
-    """Context manager: ``with use("xla"): ...`` traces convolutions for that backend (tests and
-    benchmarks; a function jitted earlier keeps what it was traced with)."""
+    """Context manager: ``with use("xla"): ...`` runs convolutions on that backend (tests and
+    benchmarks). The choice is part of ``jax.jit``'s cache key: a function jitted under one
+    backend and called under the other is traced and compiled again, never silently reused."""
 
     def __init__(self, backend: str):
         if backend not in BACKENDS:
             raise ValueError(f"use: `backend` must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
+        self._context: Any = None
 
     def __enter__(self) -> None:
-        _override.append(self.backend)
+        self._context = _FORCED(self.backend)
+        self._context.__enter__()
         try:
             cpu_conv_backend()  # raises here if oneDNN is requested but unavailable
-        except RuntimeError:
-            _override.pop()
+        except RuntimeError as e:
+            self.__exit__(type(e), e, e.__traceback__)
             raise
 
     def __exit__(self, *exc: Any) -> None:
-        _override.pop()
+        context, self._context = self._context, None
+        context.__exit__(*exc)

@@ -53,59 +53,72 @@ def _adaptive_max_axis(x: jax.Array, axis: int, n: int) -> jax.Array:
     return jnp.take_along_axis(g, first, axis=axis + 1).squeeze(axis + 1)
 
 
-def _adaptive(fn: str, rank: int, x: Any, output_size: Any, layout: Any, one_axis: Any) -> jax.Array:
+def adaptive_pool_nd(fn: str, rank: int, x: Any, output_size: Any, layout: Any, kind: str) -> jax.Array:
+    """Adaptive ``kind`` (``"avg"`` or ``"max"``) pooling of rank ``rank``; errors name ``fn``."""
+    one_axis = _adaptive_avg_axis if kind == "avg" else _adaptive_max_axis
     x, unbatched, out, layout = _adaptive_args(fn, rank, x, output_size, layout)
     for axis, n in reversed(list(zip(checks.spatial_axes(layout), out))):  # last axis first
         x = one_axis(x, axis, n)
     return x[0] if unbatched else x
 
 
-_ADAPTIVE_DOC = """Adaptive {kind} pooling to a fixed output size ({rank}-D), PyTorch's
-    ``adaptive_{kind}_pool{rank}d``: bin ``i`` of ``n`` over an axis of size ``L`` covers
-    ``[floor(i * L / n), ceil((i + 1) * L / n))``, so bins overlap when ``n`` does not divide
-    ``L`` and an output larger than the input repeats elements.
+def adaptive_avg_pool2d(x: jax.Array, output_size: Any, *, layout: str = "NCHW") -> jax.Array:
+    """Adaptive average pooling to a fixed output size, PyTorch's ``adaptive_avg_pool2d``.
+
+    Bin ``i`` of ``n`` over an axis of size ``L`` covers ``[floor(i * L / n), ceil((i + 1) * L / n))``,
+    so bins overlap when ``n`` does not divide ``L`` and an output larger than the input repeats
+    elements. Each bin's mean is a contraction with a static pooling matrix per axis.
 
     Args:
-      x: ``(N, C, *spatial)`` (``"{first}"``) or channels last (``"{last}"``); or unbatched.
-      output_size: an int or one per spatial axis (``None`` keeps that axis's size).
-      layout: ``"{first}"`` or ``"{last}"``.
+      x: ``(N, C, H, W)`` (``"NCHW"``) or ``(N, H, W, C)`` (``"NHWC"``); or unbatched.
+      output_size: an int or ``(oh, ow)`` (``None`` keeps that axis's size).
+      layout: ``"NCHW"`` or ``"NHWC"``.
 
     Returns:
-      ``(N, C, *output_size)`` in the layout of ``x``. {extra}
-"""
+      ``(N, C, oh, ow)`` in the layout of ``x``.
 
-
-def adaptive_avg_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
-    return _adaptive("adaptive_avg_pool1d", 1, x, output_size, layout, _adaptive_avg_axis)
-
-
-def adaptive_avg_pool2d(x: jax.Array, output_size: Any, *, layout: str = "NCHW") -> jax.Array:
-    return _adaptive("adaptive_avg_pool2d", 2, x, output_size, layout, _adaptive_avg_axis)
-
-
-def adaptive_avg_pool3d(x: jax.Array, output_size: Any, *, layout: str = "NCDHW") -> jax.Array:
-    return _adaptive("adaptive_avg_pool3d", 3, x, output_size, layout, _adaptive_avg_axis)
-
-
-def adaptive_max_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
-    return _adaptive("adaptive_max_pool1d", 1, x, output_size, layout, _adaptive_max_axis)
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.adaptive_avg_pool2d(jnp.arange(9.0).reshape(1, 1, 3, 3), 2)[0, 0]
+      Array([[2., 3.],
+             [5., 6.]], dtype=float32)
+    """
+    return adaptive_pool_nd("adaptive_avg_pool2d", 2, x, output_size, layout, "avg")
 
 
 def adaptive_max_pool2d(x: jax.Array, output_size: Any, *, layout: str = "NCHW") -> jax.Array:
-    return _adaptive("adaptive_max_pool2d", 2, x, output_size, layout, _adaptive_max_axis)
+    """Adaptive max pooling to a fixed output size, PyTorch's ``adaptive_max_pool2d``: the bins of
+    :func:`adaptive_avg_pool2d`, the maximum of each.
+
+    Gradient: each output's cotangent goes to its bin's first maximum (in row-major order).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jconv as jc
+      >>> jc.adaptive_max_pool2d(jnp.arange(16.0).reshape(1, 1, 4, 4), (1, 2))[0, 0]
+      Array([[13., 15.]], dtype=float32)
+    """
+    return adaptive_pool_nd("adaptive_max_pool2d", 2, x, output_size, layout, "max")
+
+
+def adaptive_avg_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
+    """1-D :func:`adaptive_avg_pool2d`: ``(N, C, W)`` (``"NCW"``) or ``(N, W, C)`` to ``output_size``."""
+    return adaptive_pool_nd("adaptive_avg_pool1d", 1, x, output_size, layout, "avg")
+
+
+def adaptive_avg_pool3d(x: jax.Array, output_size: Any, *, layout: str = "NCDHW") -> jax.Array:
+    """3-D :func:`adaptive_avg_pool2d`: ``(N, C, D, H, W)`` (``"NCDHW"``) or ``"NDHWC"``; ``output_size``
+    an int or ``(od, oh, ow)``."""
+    return adaptive_pool_nd("adaptive_avg_pool3d", 3, x, output_size, layout, "avg")
+
+
+def adaptive_max_pool1d(x: jax.Array, output_size: Any, *, layout: str = "NCW") -> jax.Array:
+    """1-D :func:`adaptive_max_pool2d`: ``(N, C, W)`` (``"NCW"``) or ``(N, W, C)`` to ``output_size``."""
+    return adaptive_pool_nd("adaptive_max_pool1d", 1, x, output_size, layout, "max")
 
 
 def adaptive_max_pool3d(x: jax.Array, output_size: Any, *, layout: str = "NCDHW") -> jax.Array:
-    return _adaptive("adaptive_max_pool3d", 3, x, output_size, layout, _adaptive_max_axis)
-
-
-for _f, _rank in ((adaptive_avg_pool1d, 1), (adaptive_avg_pool2d, 2), (adaptive_avg_pool3d, 3),
-                  (adaptive_max_pool1d, 1), (adaptive_max_pool2d, 2), (adaptive_max_pool3d, 3)):
-    _kind = "avg" if "avg" in _f.__name__ else "max"
-    _f.__doc__ = _ADAPTIVE_DOC.format(
-        kind=_kind, rank=_rank, first=checks.LAYOUTS_BY_RANK[_rank][0], last=checks.LAYOUTS_BY_RANK[_rank][1],
-        extra=("Each bin's mean is a contraction with a static pooling matrix per axis." if _kind == "avg" else
-               "Gradient: each output's cotangent goes to its bin's first maximum (in row-major order)."))
-
-
-del _f, _rank, _kind
+    """3-D :func:`adaptive_max_pool2d`: ``(N, C, D, H, W)`` (``"NCDHW"``) or ``"NDHWC"``; ``output_size``
+    an int or ``(od, oh, ow)``."""
+    return adaptive_pool_nd("adaptive_max_pool3d", 3, x, output_size, layout, "max")

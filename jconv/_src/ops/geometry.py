@@ -50,18 +50,23 @@ class _ConvSpec(NamedTuple):
     precision: Any
 
 
+def check_output_padding(fn: str, output_padding: tuple[int, ...], strides: tuple[int, ...],
+                         dilation: tuple[int, ...]) -> None:
+    """``0 <= output_padding < max(stride, dilation)`` per axis (the op and its layers check it here)."""
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, strides, dilation)):
+        raise ValueError(
+            f"{fn}: `output_padding` must be smaller than max(stride, dilation) in each dimension, "
+            f"got output_padding {output_padding} for strides {strides} and dilation {dilation}"
+        )
+
+
 def _transpose_geometry(fn: str, in_size: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
                         padding: Any, output_padding: tuple[int, ...], dilation: tuple[int, ...]
                         ) -> tuple[tuple[int, ...], ConvGeometry]:
     """The output size of a transposed convolution and the geometry of the convolution it is
     the adjoint of (that convolution's input is the output here)."""
     eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
-    for op, s, d in zip(output_padding, strides, dilation):
-        if op >= max(s, d):
-            raise ValueError(
-                f"{fn}: `output_padding` must be smaller than max(stride, dilation) in each dimension, "
-                f"got output_padding {output_padding} for strides {strides} and dilation {dilation}"
-            )
+    check_output_padding(fn, output_padding, strides, dilation)
     if isinstance(padding, str) and padding.lower() == "same":
         if any(output_padding):
             raise ValueError(f"{fn}: `output_padding` must be 0 with padding='same', got {output_padding}")

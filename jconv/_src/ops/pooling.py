@@ -38,20 +38,7 @@ def _pool_args(
     return x, unbatched, pool, strides_, geometry, layout
 
 
-_POOL_SEMANTICS = """
-    Semantics (Gluon's defaults, PyTorch's edge rules):
-
-    * ``strides=None`` means ``strides = pool_size`` (Gluon; Flax's default is 1).
-    * ``padding`` must be smaller than the window on every side (``ValueError`` otherwise), so
-      every window overlaps the input; unlike PyTorch, padding above half the window is
-      allowed, as Gluon allows it.
-    * ``ceil_mode=True`` adds the partial last window (PyTorch's rule: output
-      ``ceil((H + top + bottom - kh) / sh) + 1``), but a window that would start in the
-      bottom/right padding is dropped.
-"""
-
-
-def _max_pool(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
+def max_pool_nd(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
               layout: Any) -> jax.Array:
     x, unbatched, pool, strides_, geometry, layout = _pool_args(
         fn, rank, x, pool_size, strides, padding, ceil_mode, layout)
@@ -59,7 +46,7 @@ def _max_pool(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding:
     return y[0] if unbatched else y
 
 
-def _avg_pool(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
+def avg_pool_nd(fn: str, rank: int, x: Any, pool_size: Any, strides: Any, padding: Any, ceil_mode: Any,
               count_include_pad: Any, layout: Any) -> jax.Array:
     count_include_pad = checks.check_bool(fn, "count_include_pad", count_include_pad)
     x, unbatched, pool, strides_, geometry, layout = _pool_args(
@@ -90,7 +77,16 @@ def max_pool2d(
     Returns:
       ``(N, C, H', W')`` (same layout and rank as ``x``), ``H' = (H + top + bottom - kh) // sh
       + 1`` (or the ceil_mode size). Float dtypes are kept; integers become float32.
-    {semantics}
+
+    Semantics (Gluon's defaults, PyTorch's edge rules):
+
+    * ``strides=None`` means ``strides = pool_size`` (Gluon; Flax's default is 1).
+    * ``padding`` must be smaller than the window on every side (``ValueError`` otherwise), so
+      every window overlaps the input; unlike PyTorch, padding above half the window is
+      allowed, as Gluon allows it.
+    * ``ceil_mode=True`` adds the partial last window (PyTorch's rule: output
+      ``ceil((H + top + bottom - kh) / sh) + 1``), but a window that would start in the
+      bottom/right padding is dropped.
     * Padded positions are never selected (they act as ``-inf``); NaN in a window propagates
       to its output, as in PyTorch.
     * Gradient: each output's cotangent goes to the position of its window's maximum; when
@@ -115,7 +111,7 @@ def max_pool2d(
              [ 8., 11.],
              [12., 15.]], dtype=float32)
     """
-    return _max_pool("max_pool2d", 2, x, pool_size, strides, padding, ceil_mode, layout)
+    return max_pool_nd("max_pool2d", 2, x, pool_size, strides, padding, ceil_mode, layout)
 
 
 def avg_pool2d(
@@ -131,18 +127,16 @@ def avg_pool2d(
     """2-D average pooling.
 
     Args:
-      x: ``(N, C, H, W)`` (``layout="NCHW"``) or ``(N, H, W, C)``; or unbatched ``(C, H, W)``.
-      pool_size: window, int or ``(kh, kw)``.
-      strides: int, ``(sh, sw)`` or ``None`` (= ``pool_size``).
-      padding: int, pair, per-side pairs, ``"valid"`` or ``"same"``; each side ``< pool_size``.
-      ceil_mode: add the partial last window (see below).
+      x, pool_size, strides, padding, ceil_mode: as :func:`max_pool2d`.
       count_include_pad: divide by the window clipped to the padded input (``True``, Gluon's
         and PyTorch's default) or by the number of real input elements in it (``False``).
       layout: ``"NCHW"`` or ``"NHWC"``.
 
     Returns:
       ``(N, C, H', W')``, same layout and rank as ``x``; sizes as :func:`max_pool2d`.
-    {semantics}
+
+    Semantics: :func:`max_pool2d`'s (``strides=None``, padding smaller than the window, ceil_mode).
+
     * A window of the partial (ceil_mode) row/column is clipped to the padded input before
       counting, as in PyTorch.
 
@@ -154,13 +148,7 @@ def avg_pool2d(
       Array([[ 2.5,  4.5],
              [10.5, 12.5]], dtype=float32)
     """
-    return _avg_pool("avg_pool2d", 2, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
-
-
-max_pool2d.__doc__ = max_pool2d.__doc__.replace("{semantics}", _POOL_SEMANTICS)  # type: ignore[union-attr]
-
-
-avg_pool2d.__doc__ = avg_pool2d.__doc__.replace("{semantics}", _POOL_SEMANTICS)  # type: ignore[union-attr]
+    return avg_pool_nd("avg_pool2d", 2, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
 
 
 def max_pool1d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
@@ -174,39 +162,40 @@ def max_pool1d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: A
       >>> jc.max_pool1d(jnp.array([[[1.0, 3.0, 2.0, 5.0, 4.0]]]), 2)
       Array([[[3., 5.]]], dtype=float32)
     """
-    return _max_pool("max_pool1d", 1, x, pool_size, strides, padding, ceil_mode, layout)
+    return max_pool_nd("max_pool1d", 1, x, pool_size, strides, padding, ceil_mode, layout)
 
 
 def max_pool3d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
                layout: str = "NCDHW") -> jax.Array:
     """3-D max pooling: :func:`max_pool2d`'s semantics over ``(N, C, D, H, W)`` (``"NCDHW"``) or
     ``(N, D, H, W, C)`` (``"NDHWC"``); ties go to the first maximum in ``(d, h, w)`` order."""
-    return _max_pool("max_pool3d", 3, x, pool_size, strides, padding, ceil_mode, layout)
+    return max_pool_nd("max_pool3d", 3, x, pool_size, strides, padding, ceil_mode, layout)
 
 
 def avg_pool1d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
                count_include_pad: bool = True, layout: str = "NCW") -> jax.Array:
     """1-D average pooling: :func:`avg_pool2d`'s semantics over ``(N, C, W)`` or ``(N, W, C)``."""
-    return _avg_pool("avg_pool1d", 1, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
+    return avg_pool_nd("avg_pool1d", 1, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
 
 
 def avg_pool3d(x: jax.Array, pool_size: Any = 2, strides: Any = None, padding: Any = 0, *, ceil_mode: bool = False,
                count_include_pad: bool = True, layout: str = "NCDHW") -> jax.Array:
     """3-D average pooling: :func:`avg_pool2d`'s semantics over ``(N, C, D, H, W)`` or
     ``(N, D, H, W, C)``."""
-    return _avg_pool("avg_pool3d", 3, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
+    return avg_pool_nd("avg_pool3d", 3, x, pool_size, strides, padding, ceil_mode, count_include_pad, layout)
 
 
-def _global_pool(fn: str, rank: int, x: Any, layout: str, reduce: Any) -> jax.Array:
+def global_pool_nd(fn: str, rank: int, x: Any, layout: str, kind: str) -> jax.Array:
+    """Global ``kind`` (``"max"`` or ``"avg"``) pooling of rank ``rank``; errors name ``fn``."""
     x = checks.array(fn, "x", x)
     layout = checks.layout(fn, layout, rank)
     unbatched = checks.activation_ranks(fn, x, rank=rank)
     x = checks.to_float(x, checks.float_dtype(x))
     lead = 0 if unbatched else 1
     axes = tuple(a - 1 + lead for a in checks.spatial_axes(layout))  # spatial axes of x as given
-    if reduce is jnp.mean:  # sums in at least float32
+    if kind == "avg":  # sums in at least float32
         return jnp.mean(x, axis=axes, keepdims=True, dtype=jnp.promote_types(x.dtype, jnp.float32)).astype(x.dtype)
-    return reduce(x, axis=axes, keepdims=True)
+    return jnp.max(x, axis=axes, keepdims=True)
 
 
 def global_max_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
@@ -225,18 +214,12 @@ def global_max_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
       >>> jc.global_max_pool2d(jnp.arange(8.0).reshape(1, 2, 2, 2)).ravel()
       Array([3., 7.], dtype=float32)
     """
-    return _global_pool("global_max_pool2d", 2, x, layout, jnp.max)
+    return global_pool_nd("global_max_pool2d", 2, x, layout, "max")
 
 
 def global_avg_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
-    """Mean over all spatial positions, keeping them as size-1 axes (as Gluon).
-
-    Args:
-      x: ``(N, C, H, W)`` / ``(N, H, W, C)`` or unbatched ``(C, H, W)`` / ``(H, W, C)``.
-      layout: ``"NCHW"`` or ``"NHWC"``.
-
-    Returns:
-      ``(N, C, 1, 1)`` (``(N, 1, 1, C)`` for NHWC; unbatched in, unbatched out).
+    """Mean over all spatial positions, summed in at least float32: :func:`global_max_pool2d`'s
+    shapes and layouts, ``(N, C, H, W) -> (N, C, 1, 1)``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -244,24 +227,24 @@ def global_avg_pool2d(x: jax.Array, *, layout: str = "NCHW") -> jax.Array:
       >>> jc.global_avg_pool2d(jnp.arange(8.0).reshape(1, 2, 2, 2)).ravel()
       Array([1.5, 5.5], dtype=float32)
     """
-    return _global_pool("global_avg_pool2d", 2, x, layout, jnp.mean)
+    return global_pool_nd("global_avg_pool2d", 2, x, layout, "avg")
 
 
 def global_max_pool1d(x: jax.Array, *, layout: str = "NCW") -> jax.Array:
     """Max over the spatial axis: ``(N, C, W) -> (N, C, 1)`` (or ``"NWC"``; unbatched accepted)."""
-    return _global_pool("global_max_pool1d", 1, x, layout, jnp.max)
+    return global_pool_nd("global_max_pool1d", 1, x, layout, "max")
 
 
 def global_avg_pool1d(x: jax.Array, *, layout: str = "NCW") -> jax.Array:
     """Mean over the spatial axis: ``(N, C, W) -> (N, C, 1)`` (or ``"NWC"``; unbatched accepted)."""
-    return _global_pool("global_avg_pool1d", 1, x, layout, jnp.mean)
+    return global_pool_nd("global_avg_pool1d", 1, x, layout, "avg")
 
 
 def global_max_pool3d(x: jax.Array, *, layout: str = "NCDHW") -> jax.Array:
     """Max over the spatial axes: ``(N, C, D, H, W) -> (N, C, 1, 1, 1)`` (or ``"NDHWC"``)."""
-    return _global_pool("global_max_pool3d", 3, x, layout, jnp.max)
+    return global_pool_nd("global_max_pool3d", 3, x, layout, "max")
 
 
 def global_avg_pool3d(x: jax.Array, *, layout: str = "NCDHW") -> jax.Array:
     """Mean over the spatial axes: ``(N, C, D, H, W) -> (N, C, 1, 1, 1)`` (or ``"NDHWC"``)."""
-    return _global_pool("global_avg_pool3d", 3, x, layout, jnp.mean)
+    return global_pool_nd("global_avg_pool3d", 3, x, layout, "avg")
