@@ -1,11 +1,12 @@
 """Training: a jit-compiled, data-parallel optax SGD step and a resumable fit loop."""
 
-from jconv._src.training.config import MODEL_DEFAULTS as MODEL_DEFAULTS
+from jconv._src.training.config import RECIPES as RECIPES
 from jconv._src.training.config import TrainConfig as TrainConfig
 from jconv._src.training.config import learning_rate as learning_rate
 from jconv._src.training.config import make_optimizer as make_optimizer
 from jconv._src.training.config import model_defaults as model_defaults
 from jconv._src.training.config import optimizer_for as optimizer_for
+from jconv._src.training.config import recipe as recipe
 from jconv._src.training.errors import Preempted as Preempted
 from jconv._src.training.errors import TrainingError as TrainingError
 from jconv._src.training.guards import DIVERGENCE_FACTOR as DIVERGENCE_FACTOR
@@ -22,7 +23,7 @@ from jconv._src.training.steps import loss_and_metrics as loss_and_metrics
 from jconv._src.training.steps import make_eval_step as make_eval_step
 from jconv._src.training.steps import make_train_step as make_train_step
 
-__all__ = ("DIVERGENCE_FACTOR", "MODEL_DEFAULTS", "Metrics", "Preempted", "RunDir", "TrainConfig", "TrainingError",
+__all__ = ("DIVERGENCE_FACTOR", "Metrics", "Preempted", "RECIPES", "RunDir", "TrainConfig", "TrainingError",
            "batch_putter", "check_output", "data_mesh", "device_epoch_order", "evaluate", "fit", "learning_rate",
            "loss_and_metrics", "make_eval_step", "make_optimizer", "make_train_chunk", "make_train_step",
-           "model_defaults", "optimizer_for")
+           "model_defaults", "optimizer_for", "recipe")

@@ -68,8 +68,66 @@ def test_the_optimizer_follows_the_config_schedule_and_decay():
 def test_every_cli_model_has_its_defaults_in_the_one_table():
     from jconv._src.models.zoo import MODELS
 
-    assert set(train.MODEL_DEFAULTS) <= set(MODELS)
+    assert set(train.RECIPES) == set(MODELS)
     for name in MODELS:
         d = train.model_defaults(name)
         assert set(d) >= {"lr", "batch_size", "momentum", "epochs", "schedule", "weight_decay"}
         train.TrainConfig(model=name, **d)  # every entry is a TrainConfig field
+
+
+def test_recipes_d2l_and_flags_override_the_recipe():
+    d2l = train.recipe("alexnet", "d2l")
+    assert (d2l["optimizer"], d2l["lr"], d2l["momentum"], d2l["batch_size"], d2l["epochs"], d2l["init"]) == (
+        "sgd", 0.01, 0.0, 128, 10, "xavier")
+    assert train.recipe("resnet18")["schedule"] == "cosine" and train.recipe("lenet")["schedule"] == "constant"
+    with pytest.raises(ValueError, match=r"recipe: `name` must be one of \('jconv', 'd2l'\), got 'book'"):
+        train.recipe("lenet", "book")
+
+
+def test_cli_recipe_d2l_with_resize_and_the_plateau_line(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--model", "lenet-classic", "--recipe", "d2l", "--resize", "32",
+            "--epochs", "1", "--lr", "1e-6", "--out", str(out), "--no-progress"]
+    proc = _cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: lenet-classic is on the loss plateau: every step of epoch 1 stayed within 2% of ln(10)" in proc.stdout
+    assert "at lr 1e-06; try" in proc.stdout
+    meta = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert meta["epoch"] == 1
+    failing = _cli(*args[:-3], "--out", str(tmp_path / "fail"), "--no-progress", "--fail-on-plateau")
+    assert failing.returncode == 2 and "jconv: error: lenet-classic is on the loss plateau" in failing.stderr
+    bad = _cli("train", "--resize", "0", "--out", str(tmp_path / "r"))
+    assert bad.returncode == 2 and "--resize must be >= 1, got 0" in bad.stderr
+
+
+def test_resize_runs_inside_the_network(tmp_path):
+    from jconv._src.models.zoo import build
+
+    net = build("lenet", 10, (1, 8, 8), resize=28)
+    assert net.output_shape((2, 1, 8, 8)) == (2, 10) and repr(net.layers[0]) == "Lambda(resize to 28x28)"
+
+
+def test_lr_find_suggests_an_lr_inside_the_sweep_and_saves_its_plot(tmp_path):
+    proc = _cli("lr-find", "--dataset", "digits", "--steps", "30", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("suggested lr ") and "(the recipe's peak lr: 0.05)" in line
+    lr = float(line.split()[2])
+    assert 1e-5 <= lr <= 1.0 and (tmp_path / "lr_find.png").stat().st_size > 1000
+    from jconv._src.training.lr_find import _steepest
+
+    lrs = np.geomspace(1e-4, 1, 50)
+    loss = 2.3 - 2 / (1 + np.exp(-(np.log10(lrs) + 2) * 4))  # falls fastest at lr 1e-2, then flat
+    loss[40:] = 10.0  # blows up
+    assert _steepest(lrs, loss) == pytest.approx(1e-2, rel=0.25)
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    return subprocess.run([sys.executable, "-m", "jconv._src.cli", *args], capture_output=True, text=True,
+                          timeout=600, env=env)

@@ -7,6 +7,7 @@ from jconv._src.nn.adaptive_pooling import AdaptiveMaxPool1D as AdaptiveMaxPool1
 from jconv._src.nn.adaptive_pooling import AdaptiveMaxPool2D as AdaptiveMaxPool2D
 from jconv._src.nn.adaptive_pooling import AdaptiveMaxPool3D as AdaptiveMaxPool3D
 from jconv._src.nn.base import ACTIVATIONS as ACTIVATIONS
+from jconv._src.nn.blocks import ResNeXtBlock as ResNeXtBlock
 from jconv._src.nn.base import InputShapeError as InputShapeError
 from jconv._src.nn.base import Layer as Layer
 from jconv._src.nn.containers import Concat as Concat
@@ -76,6 +77,7 @@ __all__ = (
     "MaxPool1D",
     "MaxPool2D",
     "MaxPool3D",
+    "ResNeXtBlock",
     "Residual",
     "Sequential",
     "gluon_uniform",

@@ -17,7 +17,7 @@ from jconv._src.nn.base import Layer
 from jconv._src.training import checkpoints, history
 from jconv._src.training.config import COMPUTE_DTYPES, TrainConfig, optimizer_for
 from jconv._src.training.errors import TrainingError
-from jconv._src.training.guards import check_divergence
+from jconv._src.training.guards import check_divergence, plateau, plateau_message
 from jconv._src.training.pipeline import PIPELINES, Carry, Stepper, on_device
 from jconv._src.training.preemption import PreemptionWatch, stop
 from jconv._src.training.run_dir import RunDir, open_run
@@ -46,6 +46,7 @@ def fit(
     log: Callable[[str], None] = print,
     mesh: Mesh | None = None,
     input_pipeline: str = "auto",
+    fail_on_plateau: bool = False,
 ) -> tuple[Any, list[dict]]:
     """Trains ``model`` on ``dataset``; returns the final parameters and per-epoch metrics.
 
@@ -76,7 +77,10 @@ def fit(
     same batches, so their metrics agree to float rounding.
 
     A run whose epoch mean loss is not finite, or above :data:`DIVERGENCE_FACTOR` times the loss
-    of its first step, stops with a :class:`TrainingError` (the last good checkpoint is kept).
+    of its first step, stops with a :class:`TrainingError` (the last good checkpoint is kept). An
+    epoch whose every step's loss stays within 2% of ``ln(num_classes)`` (the plateau of a network
+    that has not started to learn) is named in one logged line; with ``fail_on_plateau`` the run
+    then stops with a :class:`TrainingError` (after that epoch's checkpoint).
 
     Raises:
       Preempted: after a preemption signal (the checkpoint, if ``out``, is committed).
@@ -104,8 +108,9 @@ def fit(
         eval_step = make_eval_step(model, mesh, dtype)
         with PreemptionWatch() as watch:
             for epoch in range(len(loop.history) + 1, config.epochs + 1):
-                loop, sums, seconds = _train_epoch(stepper, loop, epoch, config, watch, ckpt, model,
+                loop, rows, seconds = _train_epoch(stepper, loop, epoch, config, watch, ckpt, model,
                                                    progress and lead)
+                sums = sum_metrics(rows)
                 check_divergence(sums[0] / sums[2], loop.first_loss, epoch, config.lr,
                                  ckpt.directory if ckpt and epoch > 1 else None)
                 test_acc = evaluate(eval_step, loop.carry.params, dataset.x_test, dataset.y_test, stepper.put,
@@ -120,6 +125,11 @@ def fit(
                                                    loop.first_loss))
                 if run and lead:
                     history.write(run.path, loop.history, title=f"{config.model} on {config.dataset}")
+                if plateau(rows, dataset.num_classes):
+                    message = plateau_message(config.model, epoch, config.lr, dataset.num_classes)
+                    if fail_on_plateau:
+                        raise TrainingError(message)
+                    say(f"warning: {message}")
     finally:
         if ckpt:
             ckpt.close()
@@ -168,9 +178,9 @@ def _restored(ckpt: checkpoints.Checkpoints, loop: LoopState, model: Layer, conf
 
 def _train_epoch(stepper: Stepper, loop: LoopState, epoch: int, config: TrainConfig, watch: PreemptionWatch,
                  ckpt: checkpoints.Checkpoints | None, model: Layer,
-                 show: bool) -> tuple[LoopState, tuple[float, float, float], float]:
+                 show: bool) -> tuple[LoopState, list[list[float]], float]:
     """Epoch ``epoch``'s steps (from a preempted position, if ``loop.partial``): the new loop state,
-    the epoch's metric sums ``(loss_sum, correct, count)`` and its training seconds. At a
+    the epoch's per-step metrics ``[loss_sum, correct, count]`` and its training seconds. At a
     preemption, commits a checkpoint of the position reached and raises :class:`Preempted`."""
     partial = loop.partial or {"step": 0, "metrics": [], "seconds": 0.0}
     i, ms, carry = partial["step"], list(partial["metrics"]), loop.carry
@@ -190,4 +200,4 @@ def _train_epoch(stepper: Stepper, loop: LoopState, epoch: int, config: TrainCon
         stop(watch, ckpt, checkpoints.trained(*carry, model),
              checkpoints.metadata(config, stepper.steps_per_epoch, epoch - 1, done, loop.history, so_far,
                                   loop.first_loss))
-    return loop, sum_metrics(rows), seconds
+    return loop, rows, seconds
