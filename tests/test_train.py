@@ -338,7 +338,7 @@ def test_cli_trains_a_model_with_state(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "epoch   1" in proc.stdout and (out / "metrics.jsonl").exists()
     h = cli("train", "--help")
-    assert "resnet18: lr 0.01, batch_size 128, momentum 0.9" in " ".join(h.stdout.split())
+    assert "resnet18: sgd lr 0.05 (cosine, 1 warmup), batch 128, wd 0.0005" in " ".join(h.stdout.split())
 
 
 def test_device_resident_pipeline_sees_the_same_batches_and_resumes_exactly(tmp_path, digits):

@@ -92,11 +92,11 @@ def test_from_torch_names_the_first_mismatch(torch):
     with pytest.raises(ValueError, match=r"convolution 1 .*: only jconv's has a bias"):
         from_torch(net, no_bias.state_dict())
     short = tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.Conv2d(6, 16, 5), tnn.Linear(400, 120),
-                           tnn.Linear(120, 10))
+                           tnn.Linear(120, 84))
     with pytest.raises(ValueError, match=r"from_torch: dense layer 3 .* has no counterpart: the torch network has 2"):
         from_torch(net, short)
-    extra = tnn.Sequential(*short, tnn.BatchNorm1d(10))
-    with pytest.raises(ValueError, match=r"from_torch: dense layer 3"):
+    extra = tnn.Sequential(*short, tnn.Linear(84, 10), tnn.Linear(10, 10))
+    with pytest.raises(ValueError, match=r"from_torch: the jconv network has 3 dense layers, the torch one 4"):
         from_torch(net, extra)
     with pytest.raises(TypeError, match=r"from_torch: `module_or_state_dict` must be a torch.nn.Module or a state dict"):
         from_torch(net, 3)
