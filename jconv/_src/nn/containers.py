@@ -13,17 +13,8 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from jconv._src.nn.base import (
-    InputShapeError,
-    Layer,
-    Shape,
-    _act,
-    _act_name,
-    _check_activation,
-    _fold,
-    _input_shape,
-    _located,
-)
+from jconv._src.nn.base import (InputShapeError, Layer, Shape, _act, _act_name, _check_activation, _fold, _input_shape,
+                                _located)
 
 
 def _check_layers(fn: str, layers: Sequence[Any]) -> tuple[Layer, ...]:

@@ -10,31 +10,12 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.nn.base import (
-    Layer,
-    Rank1,
-    Rank3,
-    Shape,
-    _act,
-    _act_name,
-    _check_activation,
-    _check_fits,
-    _check_input,
-    _compute_dtype,
-    _hashable,
-    _input_shape,
-    _pad_repr,
-    _padding,
-    _positive_int,
-    _weight_and_bias,
-)
+from jconv._src.nn.base import (Layer, Rank1, Rank3, Shape, _act, _act_name, _check_activation, _check_fits,
+                                _check_input, _compute_dtype, _hashable, _input_shape, _pad_repr, _padding,
+                                _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 from jconv._src.ops.conv import conv, conv_transpose
-from jconv._src.ops.geometry import (
-    _transpose_geometry,
-    check_output_padding,
-    conv_geometry,
-)
+from jconv._src.ops.geometry import _transpose_geometry, check_output_padding, conv_geometry
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -10,21 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jconv._src import checks
-from jconv._src.nn.base import (
-    ACTIVATIONS,
-    InputShapeError,
-    Layer,
-    Shape,
-    _act,
-    _act_name,
-    _check_activation,
-    _check_input,
-    _compute_dtype,
-    _hashable,
-    _input_shape,
-    _positive_int,
-    _weight_and_bias,
-)
+from jconv._src.nn.base import (ACTIVATIONS, InputShapeError, Layer, Shape, _act, _act_name, _check_activation,
+                                _check_input, _compute_dtype, _hashable, _input_shape, _positive_int, _weight_and_bias)
 from jconv._src.nn.initializers import Initializer
 
 

@@ -10,15 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jconv._src import checks
-from jconv._src.nn.base import (
-    InputShapeError,
-    Layer,
-    Shape,
-    _check_input,
-    _compute_dtype,
-    _input_shape,
-    _positive_int,
-)
+from jconv._src.nn.base import InputShapeError, Layer, Shape, _check_input, _compute_dtype, _input_shape, _positive_int
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

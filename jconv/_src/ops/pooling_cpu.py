@@ -12,13 +12,7 @@ import numpy as np
 from jax import lax
 
 from jconv._src import checks
-from jconv._src.ops.geometry import (
-    PoolGeometry,
-    Sizes,
-    _avg_divisor,
-    _reduce_padding,
-    _window,
-)
+from jconv._src.ops.geometry import PoolGeometry, Sizes, _avg_divisor, _reduce_padding, _window
 from jconv._src.platform import on_cpu
 
 

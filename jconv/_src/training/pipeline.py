@@ -124,7 +124,6 @@ class Stepper:
         self.steps_per_epoch = math.ceil(self.n / batch_size)
         self.mesh, self.dataset, self.device = mesh, dataset, device
         self.shuffle_key, self.dropout_key = shuffle_key, dropout_key
-        self.stateful = model.has_state or model.needs_key
         if device:  # placed once, replicated (a random batch is gathered where it is used)
             self._chunk = make_train_chunk(model, optimizer, mesh, self.n, batch_size, dtype)
             self._xs, self._ys = replicated(mesh, dataset.x_train), replicated(mesh, dataset.y_train)
@@ -164,7 +163,7 @@ class Stepper:
                                    order[first * self.batch_size:], self.batch_size, self.put)
         for i, batch in enumerate(batches, start=first):
             def run(c: Carry, done: int, batch: tuple = batch) -> tuple[Carry, Any]:
-                if not self.stateful:
+                if c.model_state is None:  # a model without state or Dropout (see loop._initial_state)
                     params, opt_state, m = self._step(c.params, c.opt_state, batch)
                     return Carry(params, opt_state, None), m
                 k = None if self.dropout_key is None else jax.random.fold_in(self.dropout_key, done)
