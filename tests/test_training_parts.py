@@ -1,7 +1,6 @@
 """The training package's parts: the output folder is checked once per run, the optimizer comes
 from the config (schedule and weight decay plug in), and each model's defaults live in one table."""
 
-
 import numpy as np
 import optax
 import pytest
