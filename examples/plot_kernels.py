@@ -2,7 +2,6 @@
 produce on one test digit (``lenet_features.png``, or the path given as the first argument)."""
 import sys
 
-import jax
 import matplotlib
 
 matplotlib.use("Agg")

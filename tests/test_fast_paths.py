@@ -7,6 +7,7 @@
   one ``conv_general_dilated``: values, reverse and forward mode, second order.
 """
 
+import functools
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
@@ -157,19 +158,23 @@ def test_cpu_convs_equal_xla_conv(case):
     y = ref(x, w)
     g = rng.normal(size=y.shape).astype(np.float32)
     tx, tw = rng.normal(size=x.shape).astype(np.float32), rng.normal(size=w.shape).astype(np.float32)
-    vjp = lambda f: jax.jit(lambda x, w, g: jax.vjp(f, x, w)[1](g))(x, w, g)  # noqa: E731
-    jvp = lambda f: jax.jvp(f, (x, w), (tx, tw))[1]  # noqa: E731
-    want_dx, want_dw = vjp(ref)
+
+    @functools.partial(jax.jit, static_argnums=5)
+    def derivatives(x, w, g, tx, tw, f):
+        """Forward, VJP, JVP and each argument's gradient alone (inside _conv_offsets_wgrad's rule
+        the other tangent is a symbolic zero): one compiled program per form."""
+        y, vjp = jax.vjp(f, x, w)
+        return (y, *vjp(g), jax.jvp(f, (x, w), (tx, tw))[1],
+                jax.grad(lambda w: jnp.sum(f(x, w) * g))(w), jax.grad(lambda x: jnp.sum(f(x, w) * g))(x))
+
+    want = derivatives(x, w, g, tx, tw, ref)
+    np.testing.assert_allclose(want[0], y, rtol=1e-5, atol=1e-5)
     for name, fast in forms.items():
-        np.testing.assert_allclose(jax.jit(fast)(x, w), y, rtol=1e-5, atol=1e-5, err_msg=name)
-        for a, b in zip(vjp(fast), (want_dx, want_dw)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
-        np.testing.assert_allclose(jvp(fast), jvp(ref), rtol=1e-4, atol=1e-4, err_msg=name)
-        # one tangent at a time (inside _conv_offsets_wgrad's rule the other is a symbolic zero)
-        only_w = jax.grad(lambda w: jnp.sum(fast(x, w) * g))(w)
-        np.testing.assert_allclose(only_w, want_dw, rtol=1e-4, atol=1e-4, err_msg=name)
-        only_x = jax.grad(lambda x: jnp.sum(fast(x, w) * g))(x)
-        np.testing.assert_allclose(only_x, want_dx, rtol=1e-4, atol=1e-4, err_msg=name)
+        got = derivatives(x, w, g, tx, tw, fast)
+        np.testing.assert_allclose(got[0], y, rtol=1e-5, atol=1e-5, err_msg=name)
+        for what, a, b in zip(["dx", "dw", "jvp", "dw alone", "dx alone"], got[1:],
+                              [want[1], want[2], want[3], want[2], want[1]]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=f"{name}: {what}")
 
 
 @pytest.mark.parametrize("kernel,strides,layout", [((3, 2), 1, "NCHW"), ((3, 3), 1, "NHWC"), ((1, 1), 2, "NCHW")])

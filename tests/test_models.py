@@ -3,6 +3,7 @@ the same network written in PyTorch (d2l's PyTorch code, with the same small-inp
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jconv as jc
@@ -105,12 +106,16 @@ def test_model_builds_and_runs(name):
     net = getattr(jc.models, name)(num_classes=7)
     x = jax.random.uniform(jax.random.key(1), (2, 1, 28, 28))
     params, state = net.init_with_state(jax.random.key(0), (1, 1, 28, 28))
-    y, new = jax.jit(lambda p, s, x, k: net.apply_with_state(p, s, x, train=True, key=k))(
-        params, state, x, jax.random.key(2))
+
+    @jax.jit  # one compile: a training-mode step, then evaluation with the state it left
+    def train_then_eval(p, s, x, k):
+        y, new = net.apply_with_state(p, s, x, train=True, key=k)
+        return y, new, net.apply_with_state(p, new, x)[0]
+
+    y, new, y_eval = train_then_eval(params, state, x, jax.random.key(2))
     assert y.shape == (2, 7) == net.output_shape((2, 1, 28, 28)) and bool(jnp.all(jnp.isfinite(y)))
     assert jax.tree.structure(new) == jax.tree.structure(state)
-    y_eval, _ = net.apply_with_state(params, new, x)
-    assert y_eval.shape == (2, 7)
+    assert y_eval.shape == (2, 7) and bool(jnp.all(jnp.isfinite(y_eval)))
 
 
 def test_input_shape_option_gives_d2ls_networks():
@@ -147,10 +152,46 @@ def test_relu_networks_without_batchnorm_default_to_he_init(name):
     from jconv import nn
 
     weighted = lambda net: [l for l in _leaves(net) if isinstance(l, (nn.Conv2D, nn.Dense))]  # noqa: E731
-    assert all(l.weight_init is nn.he_normal for l in weighted(getattr(jc.models, name)()))
-    d2l = getattr(jc.models, name)(weight_init=nn.xavier_uniform)
+    plain = {"head_bias": None} if name == "nin" else {}  # NiN's last convolution starts at zero (below)
+    assert all(l.weight_init is nn.he_normal for l in weighted(getattr(jc.models, name)(**plain)))
+    d2l = getattr(jc.models, name)(weight_init=nn.xavier_uniform, **plain)
     assert all(l.weight_init is nn.xavier_uniform for l in weighted(d2l))
     assert all(l.weight_init is None for l in weighted(jc.models.alexnet()))  # Xavier (d2l's) measured better
+    if name == "nin":
+        *rest, last = weighted(jc.models.nin(weight_init=nn.xavier_uniform))
+        assert all(l.weight_init is nn.xavier_uniform for l in rest) and last.weight_init is not nn.xavier_uniform
+
+
+@pytest.mark.parametrize("init", ["he", "xavier"])
+def test_nin_starts_with_every_class_alive(init):
+    """NiN's class scores are ReLU outputs of ReLU outputs: with d2l's zero biases some classes
+    score 0 on every image at initialisation (no gradient); the default head starts them all at 1."""
+    from jconv import nn
+
+    x = jax.random.uniform(jax.random.key(1), (64, 1, 28, 28))
+    weight_init = {"he": nn.he_normal, "xavier": nn.xavier_uniform}[init]
+    dead = []
+    for head_bias in (None, 1.0):
+        net = jc.models.nin(weight_init=weight_init, head_bias=head_bias)
+        counts = []
+        for seed in range(4):
+            params, state = net.init_with_state(jax.random.key(seed), (1, 1, 28, 28))
+            counts.append(int(jnp.sum(jnp.max(jax.jit(net.apply)(params, x), axis=0) == 0)))
+        dead.append(counts)
+    assert sum(dead[0]) > 0 and dead[1] == [0, 0, 0, 0], dead
+    y = jax.jit(jc.models.nin().apply)(jc.models.nin().init(jax.random.key(0), (1, 1, 28, 28)), x)
+    np.testing.assert_allclose(y, 1.0)  # every score 1 for every image: a uniform softmax
+
+
+@pytest.mark.parametrize("shape", [(7, 3, 5, 5), (10, 20), (4, 2, 3), (6, 4, 1, 2, 3)])
+def test_initializers_equal_jaxs_variance_scaling(shape):
+    """He and Xavier draw over the flattened shape (faster to compile): the values are jax's."""
+    from jconv import nn
+
+    for ours, args in [(nn.xavier_uniform, (1.0, "fan_avg", "uniform")), (nn.he_normal, (2.0, "fan_in", "normal"))]:
+        theirs = jax.nn.initializers.variance_scaling(*args, in_axis=1, out_axis=0)
+        np.testing.assert_array_equal(ours(jax.random.key(3), shape, jnp.float32),
+                                      theirs(jax.random.key(3), shape, jnp.float32))
 
 
 def test_he_normal_has_kaimings_scale():

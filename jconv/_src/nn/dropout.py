@@ -18,7 +18,8 @@ class Dropout(Layer):
     key=key)``) each element is zeroed with probability ``rate`` and the others are scaled by
     ``1 / (1 - rate)``; in evaluation (``train=False``, and ``apply``) it is the identity.
 
-    The mask is ``jax.random.bernoulli(key, 1 - rate, x.shape)``; in a container the key is
+    The mask is ``jax.random.bernoulli(key, 1 - rate, x.shape)``, drawn over the flattened shape and
+    reshaped (the same bits; XLA compiles a 1-D draw faster); in a container the key is
     ``fold_in(key, position)``, so every Dropout of a model draws its own mask.
 
     Example:
@@ -54,7 +55,7 @@ class Dropout(Layer):
                 "pass apply_with_state(params, state, x, train=True, key=key)"
             )
         x = checks.array("Dropout", "x", x)
-        keep = jax.random.bernoulli(key, 1 - self.rate, x.shape)
+        keep = jax.random.bernoulli(key, 1 - self.rate, (x.size,)).reshape(x.shape)
         return jnp.where(keep, x / jnp.asarray(1 - self.rate, x.dtype), jnp.zeros((), x.dtype)), state
 
     def output_shape(self, input_shape: Shape) -> Shape:
