@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import jax
 
 from jconv import nn
 from jconv._src.models.common import check_args, first_that_fits, with_weight_init
@@ -19,7 +22,7 @@ def nin_block(channels: int, kernel_size: int, strides: int, padding: int) -> nn
 
 def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28),
         weight_init: Any = nn.he_normal,
-        dropout: float = 0.5) -> nn.Sequential:
+        dropout: float = 0.5, head_bias: float | None = 1.0) -> nn.Sequential:
     """NiN as d2l builds it: NiN blocks of 96, 256, 384 channels with 3x3/2 max pools, dropout,
     a last block with ``num_classes`` channels and global average pooling (no dense layer).
 
@@ -29,6 +32,14 @@ def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28
     Weights are He (Kaiming) normal by default (``weight_init=nn.he_normal``): d2l initialises
     with Xavier uniform (``weight_init=nn.xavier_uniform``), with which this ReLU network without
     BatchNorm stays on the ln(10) loss plateau for several epochs of mnist5k.
+
+    The class scores are the last 1x1 convolution's ReLU outputs, and its inputs are ReLU outputs
+    (all >= 0) whose mean dominates their spread, so with random weights a class's score is 0 for
+    every image whenever its weights point away from that mean: 0-4 of the 10 classes start dead
+    that way (seeds 0-9, He or Xavier), get no gradient, and are learnt late or never (accuracy
+    climbing in steps of ~10%). So that convolution starts at zero weights and biases ``head_bias``
+    (1.0: every score starts at 1, alive; softmax ignores the shared value); ``head_bias=None``
+    keeps d2l's initialisation (``weight_init`` and zero biases) there too.
 
     Example:
       >>> import jconv as jc
@@ -47,5 +58,15 @@ def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28
             nn.GlobalAvgPool2D(), nn.Flatten(),
         )
 
-    return with_weight_init(first_that_fits("nin", shape, lambda: build(11, 4, 0), lambda: build(3, 1, 1)),
-                            weight_init)
+    net = with_weight_init(first_that_fits("nin", shape, lambda: build(11, 4, 0), lambda: build(3, 1, 1)),
+                           weight_init)
+    return net if head_bias is None else _open_head(net, head_bias)
+
+
+def _open_head(net: nn.Sequential, head_bias: float) -> nn.Sequential:
+    """``net`` with the last convolution of its last NiN block at zero weights and ``head_bias`` biases."""
+    *body, head, pool, flatten = net.layers
+    last = dataclasses.replace(head.layers[-1], weight_init=jax.nn.initializers.zeros,
+                               bias_init=jax.nn.initializers.constant(head_bias))
+    return nn.Sequential(*body, nn.Sequential(*head.layers[:-1], last), pool, flatten,
+                         input_shape=net.input_shape)
