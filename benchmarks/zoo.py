@@ -8,7 +8,9 @@ min/median/max test accuracy, wall time and examples/s.
     python benchmarks/zoo.py --table                  # the Markdown table of what results.jsonl holds
 
 Each run is its own ``jconv train`` process (as a user runs it); a finished (model, seed, tag) is
-skipped when the script runs again, so an interrupted sweep continues where it stopped.
+skipped when the script runs again, so an interrupted sweep continues where it stopped. Two sweeps
+may run side by side into one results file (e.g. the XLA one next to the default); the table then
+quotes timings only from runs that had the machine to themselves.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ def run(models: list[str], seeds: list[int], epochs: int, tag: str, path: str, e
             if (model, seed, tag) in seen:
                 continue
             out = os.path.join(os.path.dirname(path), f"{model}-{tag}-{seed}")
-            start = time.perf_counter()
+            began, start = time.time(), time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "jconv._src.cli", "train", "--model", model, "--epochs",
                                    str(epochs), "--seed", str(seed), "--out", out, "--overwrite", "--no-progress",
                                    *extra], capture_output=True, text=True)
             wall = time.perf_counter() - start
             rows = _done(os.path.join(out, "metrics.jsonl"))
             result = {"model": model, "seed": seed, "tag": tag, "epochs": epochs, "returncode": proc.returncode,
-                      "wall_s": round(wall, 1), "test_acc": rows[-1]["test_acc"] if rows else None,
+                      "wall_s": round(wall, 1), "began": round(began, 1), "ended": round(time.time(), 1), "test_acc": rows[-1]["test_acc"] if rows else None,
                       "test_accs": [r["test_acc"] for r in rows],
                       "examples_per_sec": round(statistics.median(r["examples_per_sec"] for r in rows), 1) if rows
                       else None, "extra": extra, "machine": f"{platform.processor() or platform.machine()}, "
@@ -58,8 +60,17 @@ def run(models: list[str], seeds: list[int], epochs: int, tag: str, path: str, e
                 f.write(json.dumps(result) + "\n")
 
 
+def _alone(r: dict, rows: list[dict]) -> bool:
+    """Whether run ``r`` had the machine to itself (no other run of ``rows`` overlapped it in time)."""
+    if "began" not in r:
+        return True
+    return not any(o is not r and "began" in o and o["began"] < r["ended"] and r["began"] < o["ended"] for o in rows)
+
+
 def table(path: str) -> str:
-    """Markdown: one row per (model, tag): seeds, min / median / max test accuracy, wall, examples/s."""
+    """Markdown: one row per (model, tag): seeds, min / median / max test accuracy, and the wall time
+    and examples/s of the runs that had the machine to themselves (two sweeps run side by side share
+    the cores: their timings are left out, ``-`` when no run of the row was alone)."""
     rows = _done(path)
     lines = ["| model | backend | seeds | test acc min / median / max | wall per run (s) | examples/s |",
              "|---|---|---|---|---|---|"]
@@ -68,11 +79,12 @@ def table(path: str) -> str:
     for model, tag in keys:
         rs = [r for r in rows if (r["model"], r["tag"]) == (model, tag)]
         accs = [r["test_acc"] if r["test_acc"] is not None else 0.0 for r in rs]
-        walls = [r["wall_s"] for r in rs]
-        eps = [r["examples_per_sec"] for r in rs if r["examples_per_sec"]]
+        timed = [r for r in rs if _alone(r, rows)]
+        walls = [r["wall_s"] for r in timed]
+        eps = [r["examples_per_sec"] for r in timed if r["examples_per_sec"]]
         seeds = ",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
         lines.append(f"| {model} | {tag} | {seeds} | {min(accs):.3f} / {statistics.median(accs):.3f} / "
-                     f"{max(accs):.3f} | {min(walls):.0f}-{max(walls):.0f} | "
+                     f"{max(accs):.3f} | {f'{min(walls):.0f}-{max(walls):.0f}' if walls else '-'} | "
                      f"{f'{min(eps):,.0f}-{max(eps):,.0f}' if eps else '-'} |")
     return "\n".join(lines)
 

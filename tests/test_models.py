@@ -160,6 +160,9 @@ def test_relu_networks_without_batchnorm_default_to_he_init(name):
     if name == "nin":
         *rest, last = weighted(jc.models.nin(weight_init=nn.xavier_uniform))
         assert all(l.weight_init is nn.xavier_uniform for l in rest) and last.weight_init is not nn.xavier_uniform
+        from jconv._src.models import zoo  # --init xavier (d2l's recipe) is d2l's initialisation throughout
+        assert zoo.build("nin", 10, (1, 28, 28), init="xavier") == jc.models.nin(weight_init=nn.xavier_uniform,
+                                                                                 head_bias=None)
 
 
 @pytest.mark.parametrize("init", ["he", "xavier"])

@@ -59,9 +59,12 @@ class Resize:
 def build(name: str, num_classes: int, input_shape: tuple[int, int, int], *, init: str | None = None,
           resize: int | None = None) -> nn.Sequential:
     """The ``--model`` network ``name`` for images of ``input_shape``: initialised by ``init``
-    (``"xavier"``, ``"he"`` or None: the builder's default) and, with ``resize``, preceded by a layer
+    (``"xavier"``: d2l's, NiN's zero-bias last convolution included; ``"he"``; or None: the
+    builder's default) and, with ``resize``, preceded by a layer
     that resizes the images to ``resize x resize`` inside the compiled step (d2l's ``resize=``)."""
     kw: dict[str, Any] = {"weight_init": INITS[init]} if init and name in _TAKE_INIT else {}
+    if init == "xavier" and name == "nin":
+        kw["head_bias"] = None  # d2l's initialisation throughout (see models.nin)
     if resize is None:
         return MODELS[name](num_classes, input_shape, **kw)
     net = MODELS[name](num_classes, (input_shape[0], resize, resize), **kw)
