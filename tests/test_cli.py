@@ -145,3 +145,30 @@ def test_a_failed_download_leaves_no_empty_folder(tmp_path, monkeypatch):
     with pytest.raises(data.DataError):
         data.mnist(str(tmp_path / "mine"), download=True)
     assert existing.is_dir() and not os.listdir(existing)  # the user's folder stays; no .part left
+
+
+def test_a_run_on_the_loss_plateau_is_named_and_fails_with_fail_on_plateau(tmp_path, monkeypatch, capsys):
+    """``jconv train`` end to end on a network that cannot leave ln(10): zero weights make every
+    score equal (loss ln(10) exactly) and lr 1e-9 keeps them so for the epoch. The run names the
+    plateau in one line (exit 0), fails with exit 2 under --fail-on-plateau, and a run that learns
+    (the same network at lr 0.05) is not named."""
+    import jax
+
+    from jconv import nn
+    from jconv._src import cli
+
+    flat = lambda name, n, shape, **kw: nn.Sequential(  # noqa: E731
+        nn.Flatten(), nn.Dense(n, weight_init=jax.nn.initializers.zeros), input_shape=shape)
+    monkeypatch.setattr(cli, "build", flat)
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--no-progress"]
+    assert cli.main(args + ["--lr", "1e-9", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    line = ("warning: lenet is on the loss plateau: every step of epoch 1 stayed within 2% of ln(10) = 2.303 at "
+            "lr 1e-09; try the model's recipe")
+    assert sum(line in l for l in out.splitlines()) == 1, out
+    assert cli.main(args + ["--lr", "1e-9", "--fail-on-plateau", "--out", str(tmp_path / "b")]) == 2
+    captured = capsys.readouterr()
+    assert "jconv: error: lenet is on the loss plateau: every step of epoch 1" in captured.err
+    assert "Traceback" not in captured.err and "final test accuracy" not in captured.out
+    assert cli.main(args + ["--fail-on-plateau", "--out", str(tmp_path / "c")]) == 0
+    assert "on the loss plateau" not in capsys.readouterr().out

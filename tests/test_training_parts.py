@@ -77,7 +77,7 @@ def test_recipes_d2l_and_flags_override_the_recipe():
     d2l = train.recipe("alexnet", "d2l")
     assert (d2l["optimizer"], d2l["lr"], d2l["momentum"], d2l["batch_size"], d2l["epochs"], d2l["init"]) == (
         "sgd", 0.01, 0.0, 128, 10, "xavier")
-    assert train.recipe("resnet18")["schedule"] == "cosine" and train.recipe("lenet")["schedule"] == "constant"
+    assert train.recipe("resnet18")["schedule"] == "cosine" and train.recipe("lenet-classic")["schedule"] == "constant"
     with pytest.raises(ValueError, match=r"recipe: `name` must be one of \('jconv', 'd2l'\), got 'book'"):
         train.recipe("lenet", "book")
 

@@ -57,10 +57,11 @@ _BN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "b
        "schedule": "cosine", "warmup_epochs": 1.0}
 _NO_BN = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "schedule": "cosine",
           "warmup_epochs": 0.5}
+_SMALL = {**_NO_BN, "batch_size": 32}  # the LeNets: few parameters, more steps
 RECIPES: dict[str, dict[str, Any]] = {
-    "lenet": {},
+    "lenet": {**_SMALL, "lr": 2e-3, "weight_decay": 0.0},
     "lenet-classic": {},
-    "bn-lenet": {**_BN, "lr": 0.1},
+    "bn-lenet": {**_SMALL, "lr": 3e-3},
     "alexnet": dict(_NO_BN),
     "vgg11": dict(_NO_BN),
     "nin": {**_NO_BN, "batch_size": 32},
