@@ -114,7 +114,7 @@ def test_lr_find_suggests_an_lr_inside_the_sweep_and_saves_its_plot(tmp_path):
     proc = _cli("lr-find", "--dataset", "digits", "--steps", "30", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     line = proc.stdout.strip().splitlines()[-1]
-    assert line.startswith("suggested lr ") and "(the recipe's peak lr: 0.05)" in line
+    assert line.startswith("suggested lr ") and "(the recipe's peak lr: 0.002)" in line
     lr = float(line.split()[2])
     assert 1e-5 <= lr <= 1.0 and (tmp_path / "lr_find.png").stat().st_size > 1000
     from jconv._src.training.lr_find import _steepest
