@@ -61,7 +61,10 @@ def run(models: list[str], seeds: list[int], epochs: int, tag: str, path: str, e
 
 
 def _alone(r: dict, rows: list[dict]) -> bool:
-    """Whether run ``r`` had the machine to itself (no other run of ``rows`` overlapped it in time)."""
+    """Whether run ``r`` had the machine to itself: no other run of ``rows`` overlapped it in time,
+    and it is not marked ``"shared": true`` (added by hand to a run during which other work ran)."""
+    if r.get("shared"):
+        return False
     if "began" not in r:
         return True
     return not any(o is not r and "began" in o and o["began"] < r["ended"] and r["began"] < o["ended"] for o in rows)

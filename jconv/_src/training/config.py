@@ -68,7 +68,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "googlenet": {**_NO_BN, "batch_size": 32},
     "resnet18": dict(_BN),
     "resnext": dict(_BN),
-    "regnet": dict(_BN),
+    "regnet": {**_BN, "lr": 0.1, "batch_size": 64},
     "densenet": dict(_BN),
 }
 #: ``--recipe d2l``: the book's setting for each model (plain SGD, its learning rate and batch
