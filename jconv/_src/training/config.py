@@ -57,15 +57,15 @@ _BN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "b
        "schedule": "cosine", "warmup_epochs": 1.0}
 _NO_BN = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "schedule": "cosine",
           "warmup_epochs": 0.5}
-_SMALL = {**_NO_BN, "batch_size": 32}  # the LeNets: few parameters, more steps
+_NO_BN_32 = {**_NO_BN, "batch_size": 32}  # more, smaller steps in 5 epochs of mnist5k
 RECIPES: dict[str, dict[str, Any]] = {
-    "lenet": {**_SMALL, "lr": 2e-3, "weight_decay": 0.0},
+    "lenet": {**_NO_BN_32, "lr": 2e-3, "weight_decay": 0.0},
     "lenet-classic": {},
-    "bn-lenet": {**_SMALL, "lr": 3e-3},
+    "bn-lenet": {**_NO_BN_32, "lr": 3e-3},
     "alexnet": dict(_NO_BN),
     "vgg11": dict(_NO_BN),
-    "nin": {**_NO_BN, "batch_size": 32},
-    "googlenet": {**_NO_BN, "batch_size": 32},
+    "nin": dict(_NO_BN_32),
+    "googlenet": dict(_NO_BN_32),
     "resnet18": dict(_BN),
     "resnext": dict(_BN),
     "regnet": {**_BN, "lr": 0.1, "batch_size": 64},
