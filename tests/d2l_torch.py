@@ -1,9 +1,14 @@
-"""d2l's PyTorch networks (the chapter's code, written with torch.nn), at d2l's input sizes: the
-oracles of the zoo's parity tests (tests/test_zoo_parity.py)."""
+"""d2l's PyTorch networks (the chapter's code, written with torch.nn), at d2l's input sizes or at
+28x28 with the stems jconv uses there: the oracles of the zoo's parity tests
+(tests/test_zoo_parity.py, tests/test_models.py) and the PyTorch peers of benchmarks/models.py."""
 
 
-def networks(torch, num_classes=10):
-    """``{name: (builder, input shape (C, H, W))}``; each builder returns a fresh torch module."""
+def networks(torch, num_classes=10, small=False):
+    """``{name: (builder, input shape (C, H, W))}``; each builder returns a fresh torch module.
+
+    ``small=True`` gives every network at 1x28x28 with jconv's adaptation for that size (AlexNet's
+    and NiN's first convolution 3x3, stride 1, padding 1; VGG without its fifth pool; DenseNet
+    without its stem pool); the others are d2l's networks unchanged."""
     tnn, F = torch.nn, torch.nn.functional
 
     def lenet(modern=False):
@@ -21,30 +26,32 @@ def networks(torch, num_classes=10):
 
     def alexnet():
         return tnn.Sequential(
-            tnn.Conv2d(1, 96, 11, 4, 1), tnn.ReLU(), tnn.MaxPool2d(3, 2),
+            tnn.Conv2d(1, 96, *((3, 1, 1) if small else (11, 4, 1))), tnn.ReLU(), tnn.MaxPool2d(3, 2),
             tnn.Conv2d(96, 256, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
             tnn.Conv2d(256, 384, 3, padding=1), tnn.ReLU(), tnn.Conv2d(384, 384, 3, padding=1), tnn.ReLU(),
             tnn.Conv2d(384, 256, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2), tnn.Flatten(),
-            tnn.Linear(6400, 4096), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(4096, 4096), tnn.ReLU(),
-            tnn.Dropout(0.5), tnn.Linear(4096, num_classes))
+            tnn.Linear(256 * (2 * 2 if small else 5 * 5), 4096), tnn.ReLU(), tnn.Dropout(0.5),
+            tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(4096, num_classes))
 
     def vgg11():
         layers, c = [], 1
-        for n, o in ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512)):
+        for i, (n, o) in enumerate(((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))):
             for _ in range(n):
                 layers += [tnn.Conv2d(c, o, 3, padding=1), tnn.ReLU()]
                 c = o
-            layers.append(tnn.MaxPool2d(2, 2))
-        return tnn.Sequential(*layers, tnn.Flatten(), tnn.Linear(512 * 7 * 7, 4096), tnn.ReLU(), tnn.Dropout(0.5),
-                              tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(4096, num_classes))
+            if not (small and i == 4):  # 28 -> 14 -> 7 -> 3 -> 1: the fifth pool is left out
+                layers.append(tnn.MaxPool2d(2, 2))
+        return tnn.Sequential(*layers, tnn.Flatten(), tnn.Linear(512 * (1 if small else 7 * 7), 4096), tnn.ReLU(),
+                              tnn.Dropout(0.5), tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Dropout(0.5),
+                              tnn.Linear(4096, num_classes))
 
     def nin_block(i, o, k, s, p):
         return tnn.Sequential(tnn.Conv2d(i, o, k, s, p), tnn.ReLU(), tnn.Conv2d(o, o, 1), tnn.ReLU(),
                               tnn.Conv2d(o, o, 1), tnn.ReLU())
 
     def nin():
-        return tnn.Sequential(nin_block(1, 96, 11, 4, 0), tnn.MaxPool2d(3, 2), nin_block(96, 256, 5, 1, 2),
-                              tnn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1), tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
+        return tnn.Sequential(nin_block(1, 96, *((3, 1, 1) if small else (11, 4, 0))), tnn.MaxPool2d(3, 2),
+                              nin_block(96, 256, 5, 1, 2), tnn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1), tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
                               nin_block(384, num_classes, 3, 1, 1), tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten())
 
     class Inception(tnn.Module):
@@ -138,8 +145,9 @@ def networks(torch, num_classes=10):
                 x = torch.cat((x, blk(x)), dim=1)
             return x
 
-    def densenet():
-        layers, c = [tnn.Conv2d(1, 64, 7, 2, 3), tnn.BatchNorm2d(64), tnn.ReLU(), tnn.MaxPool2d(3, 2, 1)], 64
+    def densenet():  # at 28x28 without the stem pool (28 -> 14 -> 7 -> 3 -> 1)
+        layers, c = [tnn.Conv2d(1, 64, 7, 2, 3), tnn.BatchNorm2d(64), tnn.ReLU()], 64
+        layers += [] if small else [tnn.MaxPool2d(3, 2, 1)]
         for i in range(4):
             layers.append(DenseBlock(4, c, 32))
             c += 4 * 32
@@ -149,7 +157,7 @@ def networks(torch, num_classes=10):
         return tnn.Sequential(*layers, tnn.BatchNorm2d(c), tnn.ReLU(), tnn.AdaptiveAvgPool2d((1, 1)),
                               tnn.Flatten(), tnn.Linear(c, num_classes))
 
-    return {
+    nets = {
         "lenet": (lambda: lenet(modern=True), (1, 28, 28)),
         "lenet-classic": (lenet, (1, 28, 28)),
         "bn-lenet": (bn_lenet, (1, 28, 28)),
@@ -162,3 +170,4 @@ def networks(torch, num_classes=10):
         "regnet": (regnet, (1, 96, 96)),
         "densenet": (densenet, (1, 96, 96)),
     }
+    return {name: (make, (1, 28, 28) if small else shape) for name, (make, shape) in nets.items()}

@@ -7,98 +7,24 @@ import numpy as np
 import pytest
 
 import jconv as jc
-
-
-def torch_models(torch, num_classes=10):
-    """d2l's PyTorch models for 1x28x28 input, with the stems jconv uses at that size."""
-    tnn = torch.nn
-
-    def conv(i, o, k, s=1, p=0, relu=True):
-        return [tnn.Conv2d(i, o, k, s, p)] + ([tnn.ReLU()] if relu else [])
-
-    alexnet = tnn.Sequential(
-        *conv(1, 96, 3, 1, 1), tnn.MaxPool2d(3, 2), *conv(96, 256, 5, p=2), tnn.MaxPool2d(3, 2),
-        *conv(256, 384, 3, p=1), *conv(384, 384, 3, p=1), *conv(384, 256, 3, p=1), tnn.MaxPool2d(3, 2),
-        tnn.Flatten(), tnn.LazyLinear(4096), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(4096, 4096), tnn.ReLU(),
-        tnn.Dropout(0.5), tnn.Linear(4096, num_classes))
-
-    layers, c = [], 1
-    for i, (n, o) in enumerate(((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))):
-        for _ in range(n):
-            layers += conv(c, o, 3, p=1)
-            c = o
-        if i < 4:  # 28 -> 14 -> 7 -> 3 -> 1: the fifth pool is left out
-            layers.append(tnn.MaxPool2d(2, 2))
-    vgg = tnn.Sequential(*layers, tnn.Flatten(), tnn.LazyLinear(4096), tnn.ReLU(), tnn.Dropout(0.5),
-                         tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(4096, num_classes))
-
-    def nin_block(i, o, k, s, p):
-        return tnn.Sequential(*conv(i, o, k, s, p), *conv(o, o, 1), *conv(o, o, 1))
-
-    nin = tnn.Sequential(nin_block(1, 96, 3, 1, 1), tnn.MaxPool2d(3, 2), nin_block(96, 256, 5, 1, 2),
-                         tnn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1), tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
-                         nin_block(384, num_classes, 3, 1, 1), tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
-
-    class Inception(tnn.Module):
-        def __init__(self, i, c1, c2, c3, c4):
-            super().__init__()
-            self.b1 = tnn.Conv2d(i, c1, 1)
-            self.b2 = tnn.Sequential(tnn.Conv2d(i, c2[0], 1), tnn.Conv2d(c2[0], c2[1], 3, padding=1))
-            self.b3 = tnn.Sequential(tnn.Conv2d(i, c3[0], 1), tnn.Conv2d(c3[0], c3[1], 5, padding=2))
-            self.b4 = tnn.Sequential(tnn.MaxPool2d(3, 1, 1), tnn.Conv2d(i, c4, 1))
-
-    pool = lambda: tnn.MaxPool2d(3, 2, 1)  # noqa: E731
-    googlenet = tnn.Sequential(
-        tnn.Conv2d(1, 64, 7, 2, 3), pool(), tnn.Conv2d(64, 64, 1), tnn.Conv2d(64, 192, 3, padding=1), pool(),
-        Inception(192, 64, (96, 128), (16, 32), 32), Inception(256, 128, (128, 192), (32, 96), 64), pool(),
-        Inception(480, 192, (96, 208), (16, 48), 64), Inception(512, 160, (112, 224), (24, 64), 64),
-        Inception(512, 128, (128, 256), (24, 64), 64), Inception(512, 112, (144, 288), (32, 64), 64),
-        Inception(528, 256, (160, 320), (32, 128), 128), pool(),
-        Inception(832, 256, (160, 320), (32, 128), 128), Inception(832, 384, (192, 384), (48, 128), 128),
-        tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(1024, num_classes))
-
-    class Residual(tnn.Module):
-        def __init__(self, i, o, use_1x1conv=False, strides=1):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(i, o, 3, strides, 1)
-            self.conv2 = tnn.Conv2d(o, o, 3, padding=1)
-            self.conv3 = tnn.Conv2d(i, o, 1, strides) if use_1x1conv else None
-            self.bn1, self.bn2 = tnn.BatchNorm2d(o), tnn.BatchNorm2d(o)
-
-    def stage(i, o, n, first=False):
-        return [Residual(i if j == 0 else o, o, j == 0 and not first, 2 if j == 0 and not first else 1)
-                for j in range(n)]
-
-    resnet = tnn.Sequential(tnn.Conv2d(1, 64, 7, 2, 3), tnn.BatchNorm2d(64), tnn.ReLU(), pool(),
-                            *stage(64, 64, 2, True), *stage(64, 128, 2), *stage(128, 256, 2), *stage(256, 512, 2),
-                            tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(512, num_classes))
-
-    blocks, c = [tnn.Conv2d(1, 64, 7, 2, 3), tnn.BatchNorm2d(64), tnn.ReLU()], 64  # no stem pool at 28x28
-    for i in range(4):
-        for _ in range(4):
-            blocks += [tnn.BatchNorm2d(c), tnn.Conv2d(c, 32, 3, padding=1)]
-            c += 32
-        if i != 3:
-            blocks += [tnn.BatchNorm2d(c), tnn.Conv2d(c, c // 2, 1)]
-            c //= 2
-    densenet = tnn.Sequential(*blocks, tnn.BatchNorm2d(c), tnn.Flatten(), tnn.Linear(c, num_classes))
-
-    return {"alexnet": alexnet, "vgg11": vgg, "nin": nin, "googlenet": googlenet, "resnet18": resnet,
-            "densenet": densenet}
+from jconv._src.models.zoo import MODELS, build
+from jconv.models import from_torch
+from tests.d2l_torch import networks
 
 
 NAMES = ["alexnet", "vgg11", "nin", "googlenet", "resnet18", "densenet"]
 
 
-def test_parameter_counts_equal_pytorch(torch):
-    ours = {name: getattr(jc.models, name)() for name in NAMES}
-    theirs = torch_models(torch)
-    theirs["alexnet"](torch.zeros(1, 1, 28, 28))  # sizes the lazy dense layers
-    theirs["vgg11"](torch.zeros(1, 1, 28, 28))
-    for name in NAMES:
-        params = jax.eval_shape(lambda k: ours[name].init(k, (1, 1, 28, 28)), jax.random.key(0))
-        count = sum(a.size for a in jax.tree.leaves(params))
-        assert count == sum(p.numel() for p in theirs[name].parameters()), name
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_28x28_stems_equal_pytorchs_layer_by_layer(torch, name):
+    """At 1x28x28 every zoo network has the parameter count of d2l's PyTorch network with the
+    same small-input stem, and its weights port layer by layer (kind, shape, bias all match)."""
+    make, shape = networks(torch, small=True)[name]
+    tnet, net = make(), build(name, 10, shape)
+    params, state = from_torch(net, tnet)
+    assert sum(a.size for a in jax.tree.leaves(params)) == sum(p.numel() for p in tnet.parameters())
+    theirs = {k: v for k, v in tnet.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+    assert sum(a.size for a in jax.tree.leaves(state)) == sum(v.numel() for v in theirs.values())
 
 
 @pytest.mark.parametrize("name", NAMES)
