@@ -1,0 +1,195 @@
+"""Model rows: one whole train step of every zoo network, jconv against PyTorch (and Flax).
+
+A step is forward + backward + SGD with momentum 0.9 (lr 0.05), BatchNorm in train mode, dropout on,
+at 1x28x28 and batch 128 by default. jconv runs ``jconv.models``' network through ``make_train_step``
+(the step ``jconv train`` runs); PyTorch runs d2l's torch.nn network with the same 28x28 stems
+(``tests/d2l_torch.py``, the parity tests' oracles) in eager mode; Flax runs linen's ResNet-18
+(the only network written in Flax here). Rounds are interleaved (jconv, PyTorch, Flax, jconv, ...),
+so that machine noise hits all alike; medians are reported, with jconv's compile time apart.
+
+  python benchmarks/models.py                          # every network, 5 rounds
+  python benchmarks/models.py --models resnet18 --rounds 7 --results benchmarks/results/models.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # tests/d2l_torch.py
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import jconv as jc  # noqa: E402
+from jconv._src import bench  # noqa: E402
+from jconv._src.models.zoo import MODELS, build  # noqa: E402
+from jconv._src.training.sharding import batch_putter, data_mesh  # noqa: E402
+from jconv._src.training.steps import make_train_step  # noqa: E402
+
+Step = Callable[[], None]
+LR, MOMENTUM = 0.05, 0.9
+
+
+def _data(batch: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.uniform(size=(batch, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, batch).astype(np.int32)
+
+
+def jconv_step(name: str, batch: int) -> tuple[Step, float]:
+    """``jconv train``'s step for ``name`` and its compile time (s)."""
+    x, y = _data(batch)
+    net, mesh = build(name, 10, (1, 28, 28)), data_mesh()
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    opt = optax.sgd(LR, momentum=MOMENTUM)
+    params, state = jax.device_put(net.init_with_state(jax.random.key(0), (1, 1, 28, 28)), repl)
+    s = {"p": params, "o": jax.device_put(opt.init(params), repl), "s": state, "k": jax.random.key(1)}
+    data = batch_putter(mesh, batch)(x, y, np.ones(batch, np.float32))
+    step = make_train_step(net, opt, mesh)
+    start = time.perf_counter()
+    step.lower(s["p"], s["o"], data, s["s"], s["k"]).compile()
+    compile_s = time.perf_counter() - start
+
+    def run() -> None:
+        s["k"], key = jax.random.split(s["k"])
+        s["p"], s["o"], m, s["s"] = step(s["p"], s["o"], data, s["s"], key)
+        jax.block_until_ready(m)
+
+    run()  # the traced call (the compile above was ahead of time)
+    return run, compile_s
+
+
+def torch_step(torch: Any, name: str, batch: int) -> Step:
+    from tests.d2l_torch import networks
+
+    x, y = _data(batch)
+    torch.manual_seed(0)
+    net = networks(torch, small=True)[name][0]().train()
+    sgd = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    tx, ty = torch.tensor(x), torch.tensor(y, dtype=torch.long)
+
+    def run() -> None:
+        sgd.zero_grad()
+        torch.nn.functional.cross_entropy(net(tx), ty).backward()
+        sgd.step()
+
+    return run
+
+
+def flax_resnet18_step(linen: Any, batch: int) -> Step:
+    """d2l's ResNet-18 (28x28, the same layout as jconv's) in flax.linen, NHWC, BatchNorm in train mode."""
+
+    class Residual(linen.Module):
+        channels: int
+        strides: int = 1
+        proj: bool = False
+
+        @linen.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            bn = lambda: linen.BatchNorm(use_running_average=False, momentum=0.9)  # noqa: E731
+            y = linen.relu(bn()(linen.Conv(self.channels, (3, 3), self.strides, padding=1)(x)))
+            y = bn()(linen.Conv(self.channels, (3, 3), padding=1)(y))
+            if self.proj:
+                x = linen.Conv(self.channels, (1, 1), self.strides)(x)
+            return linen.relu(y + x)
+
+    class ResNet18(linen.Module):
+        @linen.compact
+        def __call__(self, x: jax.Array) -> jax.Array:
+            x = linen.Conv(64, (7, 7), 2, padding=3)(x)
+            x = linen.relu(linen.BatchNorm(use_running_average=False, momentum=0.9)(x))
+            x = linen.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+            for i, c in enumerate((64, 128, 256, 512)):
+                x = Residual(c, 1 if i == 0 else 2, i > 0)(x)
+                x = Residual(c)(x)
+            return linen.Dense(10)(x.mean(axis=(1, 2)))
+
+    x, y = _data(batch)
+    xh, net, opt = np.transpose(x, (0, 2, 3, 1)), ResNet18(), optax.sgd(LR, momentum=MOMENTUM)
+    variables = net.init(jax.random.key(0), xh[:1])
+    s = {"p": variables["params"], "b": variables["batch_stats"]}
+    s["o"] = opt.init(s["p"])
+
+    @jax.jit
+    def step(p: Any, b: Any, o: Any, xb: Any, yb: Any) -> tuple:
+        def loss(p: Any) -> tuple:
+            logits, new = net.apply({"params": p, "batch_stats": b}, xb, mutable=["batch_stats"])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), new["batch_stats"]
+
+        (l, b), g = jax.value_and_grad(loss, has_aux=True)(p)
+        u, o = opt.update(g, o, p)
+        return optax.apply_updates(p, u), b, o, l
+
+    xh, y = jax.device_put((xh, y))
+
+    def run() -> None:
+        s["p"], s["b"], s["o"], l = step(s["p"], s["b"], s["o"], xh, y)
+        jax.block_until_ready(l)
+
+    return run
+
+
+def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: Any) -> dict:
+    impls: dict[str, Step] = {}
+    impls["jconv"], compile_s = jconv_step(name, batch)
+    if torch is not None:
+        impls["pytorch"] = torch_step(torch, name, batch)
+    if linen is not None and name == "resnet18":
+        impls["flax"] = flax_resnet18_step(linen, batch)
+    for fn in impls.values():  # warm-up: caches, allocators, thread pools
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in impls}
+    for _ in range(rounds):
+        for k, fn in impls.items():  # interleaved: one of each per round
+            start = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            times[k].append((time.perf_counter() - start) / reps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"model": name, "batch": batch, "rounds": rounds, "reps": reps, "ms": {k: round(v * 1e3, 2) for k, v in
+            med.items()}, "jconv_compile_s": round(compile_s, 2), "backend": jc.cpu_conv_backend(),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "time": time.time()}
+
+
+def _row(r: dict) -> str:
+    ms, batch = r["ms"], r["batch"]
+    ratio = lambda k: f"{ms['jconv'] / ms[k]:.2f}" if k in ms else "-"  # noqa: E731
+    fmt = lambda k: f"{ms[k]:.1f}" if k in ms else "-"  # noqa: E731
+    return (f"| {r['model']} | {fmt('jconv')} | {fmt('pytorch')} | {fmt('flax')} | {ratio('pytorch')} | "
+            f"{ratio('flax')} | {batch / ms['jconv'] * 1e3:,.0f} | {r['jconv_compile_s']:.1f} |")
+
+
+HEADER = ("| model | jconv ms/step | PyTorch ms/step | Flax ms/step | jconv / PyTorch | jconv / Flax "
+          "| jconv examples/s | jconv compile s |\n|---|---|---|---|---|---|---|---|")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=sorted(MODELS), choices=sorted(MODELS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--reps", type=int, default=2, help="steps per timed round")
+    p.add_argument("--results", help="append each row as JSON to this file")
+    args = p.parse_args()
+    torch, linen = bench._torch(), bench._flax()
+    print(f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, jax {jax.__version__}, "
+          f"{jc.cpu_conv_backend()} convolutions, torch {getattr(torch, '__version__', '-')} "
+          f"({torch.get_num_threads() if torch else '-'} threads); {args.rounds} interleaved rounds x {args.reps} steps, "
+          f"medians, batch {args.batch}, 1x28x28\n\n{HEADER}", flush=True)
+    for name in args.models:
+        r = measure(name, args.batch, args.rounds, args.reps, torch, linen)
+        print(_row(r), flush=True)
+        if args.results:
+            with open(args.results, "a") as f:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
