@@ -123,6 +123,20 @@ def test_lr_find_suggests_an_lr_inside_the_sweep_and_saves_its_plot(tmp_path):
     loss = 2.3 - 2 / (1 + np.exp(-(np.log10(lrs) + 2) * 4))  # falls fastest at lr 1e-2, then flat
     loss[40:] = 10.0  # blows up
     assert _steepest(lrs, loss) == pytest.approx(1e-2, rel=0.25)
+    flat = 2.3 + 0.02 * np.random.default_rng(0).standard_normal(50)  # a sweep that never left ln(10)
+    assert _steepest(lrs, flat) is None
+
+
+def test_lr_find_without_a_descent_says_so_and_plots_no_suggestion(tmp_path, monkeypatch, capsys):
+    from jconv._src.training import lr_find
+
+    lrs, flat = np.geomspace(1e-5, 1, 20), np.full(20, np.log(10.0))
+    monkeypatch.setattr(lr_find, "lr_find", lambda *a, **k: lr_find.LrFind(lrs, flat, flat, None))
+    assert cli_lib.main(["lr-find", "--dataset", "digits", "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("no suggestion: the loss did not fall 5% below its start (2.3) at any lr") and \
+        "(try more --steps; the recipe's peak lr: 0.002)" in line
+    assert (tmp_path / "lr_find.png").stat().st_size > 1000
 
 
 def _cli(*args):

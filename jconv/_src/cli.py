@@ -255,7 +255,11 @@ def _lr_find(args: argparse.Namespace) -> int:
     save_plot(result, path, f"{args.model}: {config.optimizer}, batch {config.batch_size}")
     print(f"jconv lr-find: {args.model} ({config.optimizer}, batch {config.batch_size}), {len(result.lrs)} steps "
           f"from lr {result.lrs[0]:.2g} to {result.lrs[-1]:.2g}; plot in {path}")
-    print(f"suggested lr {result.suggestion:.3g} (the recipe's peak lr: {config.lr:g})")
+    if result.suggestion is None:
+        print(f"no suggestion: the loss did not fall 5% below its start ({result.smoothed[0]:.3g}) at any lr of the "
+              f"sweep (try more --steps; the recipe's peak lr: {config.lr:g})")
+    else:
+        print(f"suggested lr {result.suggestion:.3g} (the recipe's peak lr: {config.lr:g})")
     return 0
 
 

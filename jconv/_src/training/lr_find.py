@@ -22,15 +22,18 @@ from jconv._src.training.steps import make_train_step
 #: The sweep stops once the smoothed loss exceeds this multiple of its minimum (it blew up).
 BLOW_UP = 4.0
 SMOOTHING = 0.9
+#: No suggestion unless the smoothed loss fell at least this fraction below where it started.
+MIN_FALL = 0.05
 
 
 class LrFind(NamedTuple):
-    """The sweep: learning rates, raw and smoothed losses per step, and the suggested lr."""
+    """The sweep: learning rates, raw and smoothed losses per step, and the suggested lr (None
+    where the loss never fell by ``MIN_FALL`` during the sweep: no descent to read)."""
 
     lrs: np.ndarray
     losses: np.ndarray
     smoothed: np.ndarray
-    suggestion: float
+    suggestion: float | None
 
 
 def lr_find(model: Layer, dataset: data_lib.Dataset, config: TrainConfig, *, steps: int = 100,
@@ -41,7 +44,9 @@ def lr_find(model: Layer, dataset: data_lib.Dataset, config: TrainConfig, *, ste
 
     The suggestion is the lr where the smoothed loss falls fastest against ``log(lr)``, among the
     steps before the minimum of the smoothed loss (the descent, not the blow-up). A peak lr of a
-    warmup + cosine schedule about this size trains well.
+    warmup + cosine schedule about this size trains well. No suggestion (None) where the smoothed
+    loss never fell ``MIN_FALL`` (5%) below its start: the network did not leave its initial loss in
+    the sweep at any lr (NiN in 100 steps), and the steepest point of a flat curve is noise.
     """
     if not 0 < min_lr < max_lr:
         raise ValueError(f"lr_find: need 0 < min_lr < max_lr, got {min_lr} and {max_lr}")
@@ -83,10 +88,13 @@ def _batches(dataset: data_lib.Dataset, batch_size: int, key: jax.Array, put: An
         yield from data_lib.batches(dataset.x_train, dataset.y_train, order, batch_size, put)
 
 
-def _steepest(lrs: np.ndarray, smoothed: np.ndarray) -> float:
-    """The lr of the steepest fall of ``smoothed`` against ``log(lr)`` before its minimum."""
+def _steepest(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:
+    """The lr of the steepest fall of ``smoothed`` against ``log(lr)`` before its minimum (None
+    where it never fell ``MIN_FALL`` below its start)."""
     end = int(np.argmin(smoothed)) + 1
     skip = min(len(lrs) // 10, max(end - 2, 0))  # the first steps: the average is still settling
+    if smoothed[end - 1] > (1 - MIN_FALL) * smoothed[skip]:
+        return None
     if end - skip < 2:
         return float(lrs[max(end - 1, 0)])
     slope = np.gradient(smoothed[skip:end], np.log(lrs[skip:end]))
@@ -103,7 +111,8 @@ def save_plot(result: LrFind, path: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=110)
     ax.plot(result.lrs, result.losses, color="0.75", label="loss")
     ax.plot(result.lrs, result.smoothed, label="smoothed")
-    ax.axvline(result.suggestion, color="g", linestyle="--", label=f"suggested {result.suggestion:.2g}")
+    if result.suggestion is not None:
+        ax.axvline(result.suggestion, color="g", linestyle="--", label=f"suggested {result.suggestion:.2g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
