@@ -64,7 +64,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "bn-lenet": {**_NO_BN_32, "lr": 3e-3},
     "alexnet": dict(_NO_BN),
     "vgg11": dict(_NO_BN),
-    "nin": {**_NO_BN_32, "lr": 5e-4, "batch_size": 16},  # still more steps, each smaller
+    "nin": dict(_NO_BN_32),
     "googlenet": dict(_NO_BN_32),
     "resnet18": dict(_BN),
     "resnext": dict(_BN),
