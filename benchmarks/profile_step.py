@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 
-from models import _data, jconv_step, torch_step  # noqa: E402
+from models import jconv_step, torch_step  # noqa: E402
 from jconv._src import bench  # noqa: E402
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = .*? ([a-z][\w\-]*)\((.*)$")
@@ -121,7 +121,6 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()
-    _data(args.batch)
     _print(f"jconv {args.model}, batch {args.batch}", jconv_split(args.model, args.batch, args.steps))
     if bench._torch() is not None:
         _print(f"PyTorch {args.model}, batch {args.batch}", torch_split(args.model, args.batch, args.steps))
