@@ -51,7 +51,8 @@ def networks(torch, num_classes=10, small=False):
 
     def nin():
         return tnn.Sequential(nin_block(1, 96, *((3, 1, 1) if small else (11, 4, 0))), tnn.MaxPool2d(3, 2),
-                              nin_block(96, 256, 5, 1, 2), tnn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1), tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
+                              nin_block(96, 256, 5, 1, 2), tnn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1),
+                              tnn.MaxPool2d(3, 2), tnn.Dropout(0.5),
                               nin_block(384, num_classes, 3, 1, 1), tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten())
 
     class Inception(tnn.Module):

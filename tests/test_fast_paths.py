@@ -22,6 +22,7 @@ from jconv._src import onednn
 from jconv._src.ops import conv_cpu, geometry, pooling_cpu
 from jconv._src.platform import traced_as
 from jconv._src.checks import spatial_dims
+from tests.compiled import value_and_vjp
 
 
 @pytest.fixture(autouse=True)
@@ -57,11 +58,6 @@ def _pool_inputs(shape, layout, seed, nans):
     return x, rng
 
 
-def _value_and_vjp(f, x, g):
-    y, vjp = jax.vjp(f, x)
-    return y, vjp(g)[0]
-
-
 def _both(x, pool, strides, padding, ceil, layout):
     geo = geometry.pool_geometry("t", spatial_dims(x.shape, layout), pool, strides, padding, ceil)
     fast = lambda x: pooling_cpu._max_pool_slices(x, pool, strides, geo, layout)  # noqa: E731
@@ -76,7 +72,7 @@ def test_max_pool_slices_equals_reduce_window(case):
     x, rng = _pool_inputs(shape, layout, seed, nans=0)
     fast, ref = _both(x, pool, strides, padding, ceil, layout)
     g = rng.normal(size=jax.eval_shape(fast, x).shape).astype(np.float32)
-    y, dx, y_ref, dx_ref = jax.jit(lambda x, g: _value_and_vjp(fast, x, g) + _value_and_vjp(ref, x, g))(x, g)
+    y, dx, y_ref, dx_ref = jax.jit(lambda x, g: value_and_vjp(fast, x, g) + value_and_vjp(ref, x, g))(x, g)
     np.testing.assert_array_equal(y, y_ref)
     # Same positions (first maximum on ties); overlapping windows may sum in another order.
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-6, atol=1e-6)
@@ -89,7 +85,7 @@ def test_max_pool_slices_equals_torch_with_nan(torch, case):
     x, rng = _pool_inputs(shape, layout, seed, nans)
     fast, _ = _both(x, pool, strides, padding, ceil, layout)
     g = rng.normal(size=jax.eval_shape(fast, x).shape).astype(np.float32)
-    y, dx = jax.jit(lambda x, g: _value_and_vjp(fast, x, g))(x, g)  # one compile per example
+    y, dx = jax.jit(lambda x, g: value_and_vjp(fast, x, g))(x, g)  # one compile per example
     tx = torch.tensor(x, requires_grad=True)
     ty = torch.nn.functional.max_pool2d(tx, pool, strides, [p for p, _ in padding], ceil_mode=ceil)
     ty.backward(torch.tensor(g))

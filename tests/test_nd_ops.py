@@ -11,6 +11,7 @@ from jax.test_util import check_grads
 
 import jconv as jc
 from jconv import nn
+from tests.compiled import value_and_vjp
 
 LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
@@ -200,10 +201,7 @@ def test_conv_transpose_check_grads_and_errors(cpu_conv):
 
 def _jit_value_and_vjp(f, x, ct):
     """``f(x)`` and its VJP of ``ct``, as NumPy arrays, from one compiled program."""
-    def both(x, ct):
-        y, vjp = jax.vjp(f, x)
-        return y, vjp(ct)[0]
-    return tuple(np.asarray(a) for a in jax.jit(both)(jnp.asarray(x), jnp.asarray(ct)))
+    return tuple(np.asarray(a) for a in jax.jit(lambda x, ct: value_and_vjp(f, x, ct))(x, ct))
 
 
 @st.composite
