@@ -9,3 +9,14 @@ def value_and_vjp(f, x, ct):
     the example computes."""
     y, vjp = jax.vjp(f, x)
     return y, vjp(ct)[0]
+
+
+def jit_value_and_vjp(f, args, ct):
+    """``(f(*args), vjp(ct))`` (the VJP a tuple, one cotangent per argument; ``None`` arguments
+    stay ``None``) as one compiled program."""
+
+    def run(ct, *args):
+        y, vjp = jax.vjp(f, *args)
+        return y, vjp(ct)
+
+    return jax.jit(run)(ct, *args)

@@ -8,10 +8,16 @@ let the suite run unchanged on CPU, GPU and TPU:
   passes, which no float32 tolerance here is meant to absorb; ``test_transforms.py`` covers the
   lower precisions explicitly);
 * XLA's GPU kernels are asked to be deterministic (``--xla_gpu_deterministic_ops``), so that the
-  same-run comparisons hold there too; other backends ignore the flag.
+  same-run comparisons hold there too; other backends ignore the flag;
+* the ``jconv train`` subprocesses that the tests start share one JAX compilation cache, made for
+  this run and removed after it: ~40 of them compile the same LeNet-on-digits programs, and a
+  cached executable is the one XLA compiled, so their results are unchanged (the test processes
+  themselves compile as users do, without it).
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
@@ -20,6 +26,13 @@ if "--xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, settings
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # the first test process (pytest-xdist's controller)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE = tempfile.mkdtemp(prefix="jconv-tests-jax-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+else:
+    _CACHE = None
+jax.config.update("jax_compilation_cache_dir", None)  # inherited by the subprocesses only
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -67,3 +80,8 @@ def cpu_conv(request):
 
     with onednn.use(request.param):
         yield request.param
+
+
+def pytest_unconfigure(config):
+    if _CACHE:
+        shutil.rmtree(_CACHE, ignore_errors=True)

@@ -78,7 +78,7 @@ SWEEP = textwrap.dedent(
         wt = rng.normal(size=(o, c // g) + k).astype(np.float32)
         f = lambda x, wt: (jc.conv2d(x, wt, strides=s, padding=p, dilation=d, groups=g,
                                      layout=layout) ** 2).sum()
-        gx, gw = jax.grad(f, (0, 1))(x, wt)
+        gx, gw = jax.jit(jax.grad(f, (0, 1)))(x, wt)  # one compiled program per case
         assert np.isfinite(gx).all() and np.isfinite(gw).all()
         done += 1
     print("swept", done)
@@ -130,7 +130,7 @@ SWEEP_ND = textwrap.dedent(
             wt = rng.normal(size=(c, o // g) + k).astype(np.float32)
             f = lambda x, wt: (jc.conv_transpose(x, wt, strides=s, padding=p, output_padding=op, dilation=d,
                                                  groups=g, layout=layout) ** 2).sum()
-        gx, gw = jax.grad(f, (0, 1))(x, wt)
+        gx, gw = jax.jit(jax.grad(f, (0, 1)))(x, wt)  # one compiled program per case
         assert np.isfinite(gx).all() and np.isfinite(gw).all()
         done += 1
     print("swept", done)

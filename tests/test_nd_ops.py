@@ -11,7 +11,7 @@ from jax.test_util import check_grads
 
 import jconv as jc
 from jconv import nn
-from tests.compiled import value_and_vjp
+from tests.compiled import jit_value_and_vjp, value_and_vjp
 
 LAYOUTS = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
@@ -85,10 +85,10 @@ def test_conv_matches_torch_values_and_gradients(cpu_conv, torch, case):
         def f(x, w, b):
             return op(x, w, b, strides=s, padding=pad, dilation=d, groups=groups, layout=layout,
                       precision="highest")
-        y, vjp = jax.vjp(f, jnp.asarray(to(x)), jnp.asarray(w), None if b is None else jnp.asarray(b))
+        y, (gx, gw, gb) = jit_value_and_vjp(f, (jnp.asarray(to(x)), jnp.asarray(w), None if b is None
+                                                else jnp.asarray(b)), jnp.asarray(to(ct)))
         _check(back(np.asarray(y)), yt.detach().numpy(), dtype)
         assert y.dtype == dtype
-        gx, gw, gb = vjp(jnp.asarray(to(ct)))
         _check(back(np.asarray(gx)), xt.grad.numpy(), dtype)
         _check(gw, wt.grad.numpy(), dtype)
         if bias:
@@ -128,9 +128,9 @@ def test_conv_transpose_matches_torch_values_and_gradients(cpu_conv, torch, case
         def f(x, w, b):
             return fn(x, w, b, strides=s, padding=pad, output_padding=op, dilation=d, groups=groups,
                       layout=layout, precision="highest")
-        y, vjp = jax.vjp(f, jnp.asarray(to(x)), jnp.asarray(w), None if b is None else jnp.asarray(b))
+        y, (gx, gw, gb) = jit_value_and_vjp(f, (jnp.asarray(to(x)), jnp.asarray(w), None if b is None
+                                                else jnp.asarray(b)), jnp.asarray(to(ct)))
         _check(back(np.asarray(y)), yt.detach().numpy(), dtype)
-        gx, gw, gb = vjp(jnp.asarray(to(ct)))
         _check(back(np.asarray(gx)), xt.grad.numpy(), dtype)
         _check(gw, wt.grad.numpy(), dtype)
         if bias:

@@ -85,6 +85,12 @@ def _loss(conv):
     return lambda x, w: jnp.sum(jnp.sin(conv(x, w)))  # a cotangent that is not all ones
 
 
+def _value_and_grads(conv, vmap=False):
+    """``(conv(x, w), d loss/dx, d loss/dw)``, compiled as one program (mapped over a leading axis)."""
+    f = lambda x, w: (conv(x, w), *jax.grad(_loss(conv), (0, 1))(x, w))  # noqa: E731
+    return jax.jit(jax.vmap(f) if vmap else f)
+
+
 @needs_onednn
 @settings(max_examples=30, deadline=None)
 @given(conv_cases())
@@ -94,9 +100,8 @@ def test_onednn_equals_lax_conv(case):
     ref = lambda x, w: _lax_conv(x, w, **kw)  # noqa: E731
     matmul = w.ndim == 4 and w.shape[2:] == (1, 1) and kw["groups"] == 1  # 1x1: the matmul path, measured faster
     assert ("jconv_onednn_conv_fwd" in _prims(ours, x, w)) != matmul
-    np.testing.assert_allclose(jax.jit(ours)(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
-    got = jax.jit(jax.grad(_loss(ours), (0, 1)))(x, w)
-    want = jax.grad(_loss(ref), (0, 1))(x, w)
+    (y, *got), (y_ref, *want) = _value_and_grads(ours)(x, w), _value_and_grads(ref)(x, w)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
@@ -110,9 +115,9 @@ def test_vmap_folds_into_groups(case):
     xs, ws = jnp.stack([x, jnp.cos(x)]), jnp.stack([w, -0.5 * w])
     ours = lambda x, w: jc.conv(x, w, **kw)  # noqa: E731
     ref = lambda x, w: _lax_conv(x, w, **kw)  # noqa: E731
-    np.testing.assert_allclose(jax.jit(jax.vmap(ours))(xs, ws), jax.vmap(ref)(xs, ws), rtol=1e-5, atol=1e-5)
-    got = jax.jit(jax.vmap(jax.grad(_loss(ours), (0, 1))))(xs, ws)
-    for g, r in zip(got, jax.vmap(jax.grad(_loss(ref), (0, 1)))(xs, ws)):
+    (y, *got), (y_ref, *want) = _value_and_grads(ours, vmap=True)(xs, ws), _value_and_grads(ref, vmap=True)(xs, ws)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
