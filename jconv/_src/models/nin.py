@@ -37,9 +37,12 @@ def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28
     (all >= 0) whose mean dominates their spread, so with random weights a class's score is 0 for
     every image whenever its weights point away from that mean: 0-4 of the 10 classes start dead
     that way (seeds 0-9, He or Xavier), get no gradient, and are learnt late or never (accuracy
-    climbing in steps of ~10%). So that convolution starts at zero weights and biases ``head_bias``
-    (1.0: every score starts at 1, alive; softmax ignores the shared value); ``head_bias=None``
-    keeps d2l's initialisation (``weight_init`` and zero biases) there too.
+    climbing in steps of ~10%). So that convolution starts with small weights (normal, standard
+    deviation ``HEAD_STD`` = 0.01) and biases ``head_bias`` (1.0: every score starts near 1, alive;
+    softmax ignores the shared value); ``head_bias=None`` keeps d2l's initialisation
+    (``weight_init`` and zero biases) there too. Small rather than zero weights, so that the body
+    gets a gradient from the first step: measured on mnist5k (seed 3, the worst of 0-4), the
+    first epoch's test accuracy was 0.47 with zero weights and 0.79 with these.
 
     Example:
       >>> import jconv as jc
@@ -63,10 +66,14 @@ def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28
     return net if head_bias is None else _open_head(net, head_bias)
 
 
+#: The standard deviation of the class-score convolution's initial weights (see :func:`nin`).
+HEAD_STD = 0.01
+
+
 def _open_head(net: nn.Sequential, head_bias: float) -> nn.Sequential:
-    """``net`` with the last convolution of its last NiN block at zero weights and ``head_bias`` biases."""
+    """``net`` with the last convolution of its last NiN block at small weights and ``head_bias`` biases."""
     *body, head, pool, flatten = net.layers
-    last = dataclasses.replace(head.layers[-1], weight_init=jax.nn.initializers.zeros,
+    last = dataclasses.replace(head.layers[-1], weight_init=jax.nn.initializers.normal(HEAD_STD),
                                bias_init=jax.nn.initializers.constant(head_bias))
     return nn.Sequential(*body, nn.Sequential(*head.layers[:-1], last), pool, flatten,
                          input_shape=net.input_shape)
