@@ -134,8 +134,9 @@ def conv_cases(draw):
 
 
 def _conv_forms(case):
-    """The two CPU formulations (XLA's convolution with the per-offset weight gradient; all
-    offsets as matmuls, which serves 1x1 kernels) and the reference, for any geometry."""
+    """The CPU formulations (XLA's convolution with the per-offset weight gradient; all offsets as
+    matmuls, which serves 1x1 kernels on large maps; for 1x1 kernels one matmul over the batch)
+    and the reference, for any geometry."""
     (n, c, h, w), wshape, strides, dilation, pad, layout, seed = case
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, c, h, w) if layout == "NCHW" else (n, h, w, c)).astype(np.float32)
@@ -146,6 +147,8 @@ def _conv_forms(case):
         "xla conv, offsets weight gradient": lambda x, w: conv_cpu._conv_offsets_wgrad(x, w, spec),
         "offsets": lambda x, w: conv_cpu._conv_offsets(conv_cpu._taps(x, spec, w.shape[2:]), w, spec),
     }
+    if wshape[2:] == (1, 1):
+        forms["one matmul (1x1)"] = lambda x, w: conv_cpu._conv_1x1(conv_cpu._taps(x, spec, (1, 1))[0], w, spec)
     ref = lambda x, w: conv_cpu._conv_xla(x, w, spec)  # noqa: E731
     return forms, ref, x, wt, rng
 
@@ -219,9 +222,10 @@ def test_conv2d_picks_the_formulation_by_shape():  # the tests run on CPU
     small = _jaxpr(conv2d, jnp.zeros((1, 3, 28, 28)), jnp.zeros((4, 3, 3, 3)))
     assert "custom_jvp_call" not in small and "conv_general_dilated" in small
     one = _jaxpr(conv2d, jnp.zeros((1, 8, 9, 9)), jnp.zeros((4, 8, 1, 1)))
-    assert "conv_general_dilated" not in one and "dot_general" in one
+    assert "conv_general_dilated" not in one and "dot_general" in one and "transpose" not in one  # per example
     wide = _jaxpr(conv2d, jax.ShapeDtypeStruct((256, 512, 4, 4), jnp.float32), jnp.zeros((512, 512, 1, 1)))
-    assert "conv_general_dilated" in wide and "dot_general" not in wide  # (N, O, C) too big
+    assert "conv_general_dilated" not in wide and wide.count("dot_general") == 1  # one matmul, no (N, O, C)
+    assert "broadcast_in_dim" not in wide and "transpose" in wide
     grouped = _jaxpr(lambda x, w: conv2d(x, w, groups=2), jnp.zeros((1, 64, 28, 28)), jnp.zeros((64, 32, 3, 3)))
     assert "custom_jvp_call" not in grouped and "dot_general" not in grouped
 

@@ -95,31 +95,57 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     """The 2-D formulation, chosen per shape from measurements on 2 CPU cores (float32, ms,
     jconv vs. PyTorch 2.13 in one process; ``BENCHMARKS.md`` has the rest):
 
-    * 1x1 kernels on CPU: :func:`_conv_offsets` with its one offset, a batched matmul
-      ``weight @ x[n]``, and so are both its gradients: on (16, 64, 56, 56) 64->64 forward
-      5.4 against XLA's convolution 12.2, input gradient 4.7 against 13.0, weight gradient
-      7.9 against 45.3 (kept where oneDNN is available: oneDNN lost on the "conv 1x1" row).
+    * 1x1 kernels on CPU (also where oneDNN is available), by :func:`_per_example_1x1_wins`: on
+      large maps :func:`_conv_offsets` with its one offset, a batched matmul ``weight @ x[n]``, and
+      so are both its gradients: on (16, 64, 56, 56) 64->64 forward 5.4 against XLA's convolution
+      12.2, input gradient 4.7 against 13.0, weight gradient 7.9 against 45.3 (oneDNN lost on the
+      "conv 1x1" row). On small maps with many channels (GoogLeNet's 4x4 to 1x1 inception
+      branches) :func:`_conv_1x1`, one matmul over the whole batch.
     * Other float32 kernels on CPU where the extension is available: :func:`_on_onednn`.
     * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
       XLA's convolution whose weight gradient is one batched matmul per kernel offset (forward +
       backward of the 3x3 case: 175 against 241. In NHWC it gained nothing: 224 against 219;
       1x1 in NHWC: 24 against 75).
-    * Everything else (grouped convolutions, other backends, and batches where the
+    * Everything else (grouped convolutions, other backends, and larger kernels where the
       ``(N, O, C)`` per-example weight copies and products of the matmul forms would pass
       :data:`_MAX_BATCHED_WEIGHTS` elements): :func:`_conv_xla`.
     """
     out_ch, c, kh, kw = weight.shape
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
-    if groups == 1 and small and (kh, kw) == (1, 1):  # also where oneDNN is available: faster
-        # on the "conv 1x1" bench row and in NHWC (BENCHMARKS.md, session 6)
-        return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
+    if groups == 1 and (kh, kw) == (1, 1):
+        if small and _per_example_1x1_wins(c, out_ch, spec.geometry.out_size):
+            return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
+        return on_cpu(lambda x, w: _conv_1x1(_taps(x, spec, (1, 1))[0], w, spec), xla, x, weight)
     if _onednn_applies(x, weight):
         return _on_onednn(x, weight, spec, groups)
     if groups == 1 and small:
         if spec.layout == "NCHW" and _offsets_win(c, out_ch, spec.geometry.out_size):
             return on_cpu(lambda x, w: _conv_offsets_wgrad(x, w, spec), xla, x, weight)
     return xla(x, weight)
+
+
+def _per_example_1x1_wins(c: int, out_ch: int, out_size: checks.Pair) -> bool:
+    """Whether a 1x1 convolution runs as per-example matmuls (:func:`_conv_offsets`) rather than one
+    matmul over the batch (:func:`_conv_1x1`): when the per-example weight products that the
+    former's weight gradient writes and sums (``O * C`` per example) are no larger than the
+    example's input and output (``H'W' * (C + O)``). Forward + both gradients, batch 128 unless
+    noted, 2 CPU cores, ms (per-example / one matmul / oneDNN), NCHW:
+
+    =============================  ===========================
+    input, channels in -> out      per-example / one / oneDNN
+    =============================  ===========================
+    (16, 64, 56, 56), 64 -> 64     45.6 / 84.2 / 54.7
+    (128, 64, 7, 7), 64 -> 64      7.1 / 10.2 / 9.7
+    (128, 192, 4, 4), 192 -> 64    7.4 / 4.8 / 3.5
+    (128, 256, 4, 4), 256 -> 128   44.6 / 10.0 / 10.4
+    (128, 480, 2, 2), 480 -> 192   178.3 / 5.1 / 6.6
+    (128, 832, 1, 1), 832 -> 384   98.1 / 4.7 / 10.0
+    =============================  ===========================
+
+    (NHWC alike: one matmul 2.8-6.4 where per-example took 6.8-190.)
+    """
+    return c * out_ch <= out_size[0] * out_size[1] * (c + out_ch)
 
 
 def _offsets_win(c: int, out_ch: int, out_size: checks.Pair) -> bool:
@@ -220,6 +246,20 @@ def _conv_offsets(taps: list[jax.Array], weight: jax.Array, spec: _ConvSpec) -> 
             y = lax.dot_general(tap.reshape(n, oh * ow, c), wt, dims, spec.precision)
             terms.append(y.reshape(n, oh, ow, out))
     return functools.reduce(lax.add, terms)
+
+
+def _conv_1x1(tap: jax.Array, weight: jax.Array, spec: _ConvSpec) -> jax.Array:
+    """A 1x1 convolution of ``tap`` (the input, padded and strided: :func:`_taps`) as one matmul
+    over every position of the batch, ``(O, C) @ (C, N H'W')``; its input and weight gradients
+    are one matmul each (NCHW adds a transpose of the output, NHWC none)."""
+    n, (oh, ow) = tap.shape[0], spec.geometry.out_size
+    out, c = weight.shape[:2]
+    w = weight.reshape(out, c)
+    if spec.layout == "NCHW":  # (O, C) . (n, C, P) -> (O, n, P)
+        y = lax.dot_general(w, tap.reshape(n, c, oh * ow), (((1,), (1,)), ((), ())), spec.precision)
+        return jnp.transpose(y, (1, 0, 2)).reshape(n, out, oh, ow)
+    y = lax.dot_general(tap.reshape(n * oh * ow, c), w, (((1,), (1,)), ((), ())), spec.precision)
+    return y.reshape(n, oh, ow, out)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
