@@ -1,5 +1,6 @@
 """Forward passes against the slow NumPy reference, over random configurations (hypothesis)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from hypothesis import given
@@ -68,10 +69,9 @@ def test_pooling_matches_reference(case):
     x = np.random.default_rng(seed).normal(size=(n, c, h, w)).astype(np.float32)
     s = pool if strides is None else strides
     xl = _to_layout(x, layout)
-    got_max = jc.max_pool2d(xl, pool, strides, pad, ceil_mode=ceil_mode, layout=layout)
-    got_avg = jc.avg_pool2d(
-        xl, pool, strides, pad, ceil_mode=ceil_mode, count_include_pad=cip, layout=layout
-    )
+    got_max, got_avg = jax.jit(lambda x: (  # one compiled program per example
+        jc.max_pool2d(x, pool, strides, pad, ceil_mode=ceil_mode, layout=layout),
+        jc.avg_pool2d(x, pool, strides, pad, ceil_mode=ceil_mode, count_include_pad=cip, layout=layout)))(xl)
     exp_max = ref.pool2d(x, pool, s, pad, "max", ceil_mode)
     exp_avg = ref.pool2d(x, pool, s, pad, "avg", ceil_mode, cip)
     np.testing.assert_array_equal(_to_layout(exp_max.astype(np.float32), layout), got_max)

@@ -186,7 +186,8 @@ def stateful_cases(draw):
 def test_output_shape_equals_apply_with_state_shape(case):
     layer, shape, train = case
     params, state = layer.init_with_state(jax.random.key(0), shape)
-    y, new = layer.apply_with_state(params, state, jnp.ones(shape), train=train, key=jax.random.key(1))
+    y, new = jax.jit(lambda p, s, x: layer.apply_with_state(p, s, x, train=train, key=jax.random.key(1)))(
+        params, state, jnp.ones(shape))
     assert layer.output_shape(shape) == y.shape
     assert jax.tree.structure(new) == jax.tree.structure(state)
     abstract = jax.eval_shape(lambda p, s, x: layer.apply_with_state(p, s, x, train=train, key=jax.random.key(1)),
