@@ -194,6 +194,16 @@ def _lowered(f, platform, *args):
     return jax.jit(f).trace(*args).lower(lowering_platforms=(platform,)).as_text()
 
 
+def test_a_1x1_convolution_is_formulated_by_its_output_map():
+    """Per-example matmuls on 28x28 and larger maps (while their weight products stay bounded),
+    oneDNN from 12x12 where it applies, one matmul over the batch below (conv_cpu's table)."""
+    form = conv_cpu._formulation_1x1
+    assert form((28, 28), True, True) == form((56, 56), True, False) == "per-example"
+    assert form((28, 28), False, True) == form((13, 13), True, True) == form((12, 12), True, True) == "onednn"
+    assert form((28, 28), False, False) == form((13, 13), True, False) == "matmul"
+    assert form((11, 13), True, True) == form((7, 7), True, True) == form((1, 1), True, True) == "matmul"
+
+
 @pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
 def test_the_formulation_is_chosen_per_platform_at_lowering(platform):
     """The same program lowered for CPU and for an accelerator (no accelerator needed to lower):
@@ -221,8 +231,10 @@ def test_conv2d_picks_the_formulation_by_shape():  # the tests run on CPU
     assert "custom_jvp_call" in big  # per-offset weight gradient
     small = _jaxpr(conv2d, jnp.zeros((1, 3, 28, 28)), jnp.zeros((4, 3, 3, 3)))
     assert "custom_jvp_call" not in small and "conv_general_dilated" in small
-    one = _jaxpr(conv2d, jnp.zeros((1, 8, 9, 9)), jnp.zeros((4, 8, 1, 1)))
+    one = _jaxpr(conv2d, jnp.zeros((1, 8, 28, 28)), jnp.zeros((4, 8, 1, 1)))
     assert "conv_general_dilated" not in one and "dot_general" in one and "transpose" not in one  # per example
+    small_map = _jaxpr(conv2d, jnp.zeros((1, 8, 9, 9)), jnp.zeros((4, 8, 1, 1)))
+    assert "conv_general_dilated" not in small_map and small_map.count("dot_general") == 1  # one matmul
     wide = _jaxpr(conv2d, jax.ShapeDtypeStruct((256, 512, 4, 4), jnp.float32), jnp.zeros((512, 512, 1, 1)))
     assert "conv_general_dilated" not in wide and wide.count("dot_general") == 1  # one matmul, no (N, O, C)
     assert "broadcast_in_dim" not in wide and "transpose" in wide

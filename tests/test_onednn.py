@@ -98,9 +98,30 @@ def test_onednn_equals_lax_conv(case):
     x, w, kw = _inputs(case)
     ours = lambda x, w: jc.conv(x, w, **kw)  # noqa: E731
     ref = lambda x, w: _lax_conv(x, w, **kw)  # noqa: E731
-    matmul = w.ndim == 4 and w.shape[2:] == (1, 1) and kw["groups"] == 1  # 1x1: the matmul path, measured faster
+    # 1x1 on maps below 12x12 (all of this sweep's): the matmul path, measured faster
+    matmul = w.ndim == 4 and w.shape[2:] == (1, 1) and kw["groups"] == 1
     assert ("jconv_onednn_conv_fwd" in _prims(ours, x, w)) != matmul
     (y, *got), (y_ref, *want) = _value_and_grads(ours)(x, w), _value_and_grads(ref)(x, w)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize("size, strides, layout", [((12, 12), 1, "NCHW"), ((13, 15), 1, "NHWC"),
+                                                   ((27, 26), 2, "NCHW"), ((30, 30), 1, "NHWC")])
+def test_1x1_convolutions_on_mid_sized_maps_run_on_onednn(size, strides, layout):
+    """12x12 to 27x27 output maps (NiN's 13x13, DenseNet's 14x14): oneDNN, measured faster there
+    than the matmuls (``conv_cpu._formulation_1x1``); 28x28 and larger: per-example matmuls."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5) + size).astype(np.float32)
+    x = jnp.asarray(np.moveaxis(x, 1, -1) if layout == "NHWC" else x)
+    w = jnp.asarray(rng.normal(size=(4, 5, 1, 1)).astype(np.float32))
+    kw = dict(strides=(strides, strides), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1, layout=layout)
+    ours = lambda x, w: jc.conv(x, w, **kw)  # noqa: E731
+    out = [-(-s // strides) for s in size]
+    assert ("jconv_onednn_conv_fwd" in _prims(ours, x, w)) == (out[0] * out[1] < 28 * 28), out
+    (y, *got), (y_ref, *want) = _value_and_grads(ours)(x, w), _value_and_grads(lambda x, w: _lax_conv(x, w, **kw))(x, w)
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
     for g, r in zip(got, want):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)

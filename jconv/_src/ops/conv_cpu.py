@@ -95,11 +95,11 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     """The 2-D formulation, chosen per shape from measurements on 2 CPU cores (float32, ms,
     jconv vs. PyTorch 2.13 in one process; ``BENCHMARKS.md`` has the rest):
 
-    * 1x1 kernels on CPU (also where oneDNN is available), by :func:`_per_example_1x1_wins`: on
-      large maps :func:`_conv_offsets` with its one offset, a batched matmul ``weight @ x[n]``, and
-      so are both its gradients: on (16, 64, 56, 56) 64->64 forward 5.4 against XLA's convolution
-      12.2, input gradient 4.7 against 13.0, weight gradient 7.9 against 45.3 (oneDNN lost on the
-      "conv 1x1" row). On small maps with many channels (GoogLeNet's 4x4 to 1x1 inception
+    * 1x1 kernels on CPU, by :func:`_formulation_1x1` (measured there): on large maps
+      :func:`_conv_offsets` with its one offset, a batched matmul ``weight @ x[n]``, and so are
+      both its gradients (on (16, 64, 56, 56) 64->64 forward 5.4 against XLA's convolution 12.2,
+      input gradient 4.7 against 13.0, weight gradient 7.9 against 45.3); on 12x12 to 27x27 maps
+      :func:`_on_onednn` where it applies; on smaller maps (GoogLeNet's 7x7 to 1x1 inception
       branches) :func:`_conv_1x1`, one matmul over the whole batch.
     * Other float32 kernels on CPU where the extension is available: :func:`_on_onednn`.
     * Larger kernels on CPU, NCHW, where :func:`_offsets_win`: :func:`_conv_offsets_wgrad`,
@@ -114,8 +114,11 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     small = x.shape[0] * out_ch * c <= _MAX_BATCHED_WEIGHTS
     xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
     if groups == 1 and (kh, kw) == (1, 1):
-        if small and _per_example_1x1_wins(c, out_ch, spec.geometry.out_size):
+        form = _formulation_1x1(spec.geometry.out_size, small, _onednn_applies(x, weight))
+        if form == "per-example":
             return on_cpu(lambda x, w: _conv_offsets(_taps(x, spec, (1, 1)), w, spec), xla, x, weight)
+        if form == "onednn":
+            return _on_onednn(x, weight, spec, groups)
         return on_cpu(lambda x, w: _conv_1x1(_taps(x, spec, (1, 1))[0], w, spec), xla, x, weight)
     if _onednn_applies(x, weight):
         return _on_onednn(x, weight, spec, groups)
@@ -125,27 +128,45 @@ def _conv2d_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) 
     return xla(x, weight)
 
 
-def _per_example_1x1_wins(c: int, out_ch: int, out_size: checks.Pair) -> bool:
-    """Whether a 1x1 convolution runs as per-example matmuls (:func:`_conv_offsets`) rather than one
-    matmul over the batch (:func:`_conv_1x1`): when the per-example weight products that the
-    former's weight gradient writes and sums (``O * C`` per example) are no larger than the
-    example's input and output (``H'W' * (C + O)``). Forward + both gradients, batch 128 unless
-    noted, 2 CPU cores, ms (per-example / one matmul / oneDNN), NCHW:
+#: Output maps of at least this many positions (28x28) take per-example matmuls for a 1x1 convolution,
+#: of at least :data:`_ONEDNN_1X1_POSITIONS` (12x12) oneDNN; see :func:`_formulation_1x1`.
+_PER_EXAMPLE_1X1_POSITIONS = 28 * 28
+_ONEDNN_1X1_POSITIONS = 12 * 12
 
-    =============================  ===========================
-    input, channels in -> out      per-example / one / oneDNN
-    =============================  ===========================
-    (16, 64, 56, 56), 64 -> 64     45.6 / 84.2 / 54.7
-    (128, 64, 7, 7), 64 -> 64      7.1 / 10.2 / 9.7
-    (128, 192, 4, 4), 192 -> 64    7.4 / 4.8 / 3.5
-    (128, 256, 4, 4), 256 -> 128   44.6 / 10.0 / 10.4
-    (128, 480, 2, 2), 480 -> 192   178.3 / 5.1 / 6.6
-    (128, 832, 1, 1), 832 -> 384   98.1 / 4.7 / 10.0
-    =============================  ===========================
 
-    (NHWC alike: one matmul 2.8-6.4 where per-example took 6.8-190.)
+def _formulation_1x1(out_size: checks.Pair, small: bool, onednn_applies: bool) -> str:
+    """How a 1x1 convolution (groups 1) runs on CPU: ``"per-example"`` (:func:`_conv_offsets`:
+    a matmul per example, its weight gradient ``N`` products summed; needs ``small``, the
+    :data:`_MAX_BATCHED_WEIGHTS` bound), ``"onednn"`` (:func:`_on_onednn`, where
+    ``onednn_applies``) or ``"matmul"`` (:func:`_conv_1x1`, one matmul over the batch), by the
+    size of the output map. Forward + both gradients after a ReLU, 2 CPU cores, NCHW, two quiet
+    runs, ms (per-example / one matmul / oneDNN):
+
+    =============================  ==========================================
+    input, channels in -> out      per-example / one matmul / oneDNN
+    =============================  ==========================================
+    (16, 64, 56, 56), 64 -> 64     13.8-20.7 / 23.3-25.8 / 15.3-22.5
+    (128, 96, 28, 28), 96 -> 96    79.7-86.0 / 92.1-110.1 / 87.6-93.6 (NiN)
+    (128, 256, 13, 13), 256 -> 256 165.2-181.5 / 76.5-95.6 / 60.1-71.0 (NiN)
+    (128, 192, 14, 14), 192 -> 96  46.6-66.7 / 27.8-36.9 / 23.2-30.7 (DenseNet)
+    (128, 64, 7, 7), 64 -> 128     5.5-5.9 / 3.4-5.4 / 5.2-7.9 (ResNeXt)
+    (128, 64, 7, 7), 64 -> 64      3.3-4.1 / 2.2-2.7 / 2.7-3.6
+    (128, 192, 4, 4), 192 -> 64    4.1-5.4 / 2.0-2.1 / 2.2-2.3 (GoogLeNet)
+    (128, 480, 2, 2), 480 -> 192   178.3 / 5.1 / 6.6 (one run)
+    (128, 832, 1, 1), 832 -> 384   98.1 / 4.7 / 10.0 (one run)
+    =============================  ==========================================
+
+    (NHWC alike on small maps: one matmul 2.8-6.4 where per-example took 6.8-190.) The
+    per-example weight gradient writes ``N * O * C`` products: cheap beside large maps, the
+    cost that decides on small ones; oneDNN's fixed cost per call (3.6-4.0 ms at (128, 10, 2, 2),
+    one matmul 0.1) pays off only from mid-sized maps on.
     """
-    return c * out_ch <= out_size[0] * out_size[1] * (c + out_ch)
+    positions = out_size[0] * out_size[1]
+    if small and positions >= _PER_EXAMPLE_1X1_POSITIONS:
+        return "per-example"
+    if onednn_applies and positions >= _ONEDNN_1X1_POSITIONS:
+        return "onednn"
+    return "matmul"
 
 
 def _offsets_win(c: int, out_ch: int, out_size: checks.Pair) -> bool:
