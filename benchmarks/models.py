@@ -9,6 +9,7 @@ so that machine noise hits all alike; medians are reported, with jconv's compile
 
   python benchmarks/models.py                          # every network, 5 rounds
   python benchmarks/models.py --models resnet18 --rounds 7 --results benchmarks/results/models.jsonl
+  python benchmarks/models.py --table benchmarks/results/models-session11.jsonl   # ranges over the runs there
 """
 
 from __future__ import annotations
@@ -171,6 +172,26 @@ HEADER = ("| model | jconv ms/step | PyTorch ms/step | Flax ms/step | jconv / Py
           "| jconv examples/s | jconv compile s |\n|---|---|---|---|---|---|---|---|")
 
 
+def ranges(path: str) -> str:
+    """Markdown: one row per model of the runs in ``path`` (one JSON row per model and run): the
+    range (min-max) of each time and ratio over the runs, and the median ratio."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    span = lambda v, f="{:.1f}": f"{f.format(min(v))}-{f.format(max(v))}" if v else "-"  # noqa: E731
+    lines = ["| model | runs | jconv ms/step | PyTorch ms/step | jconv / PyTorch (median) | jconv / Flax | "
+             "jconv examples/s | jconv compile s |", "|---|---|---|---|---|---|---|---|"]
+    for name in sorted({r["model"] for r in rows}):
+        rs = [r["ms"] | {"compile": r["jconv_compile_s"], "batch": r["batch"]} for r in rows if r["model"] == name]
+        ratio = lambda k: [r["jconv"] / r[k] for r in rs if k in r]  # noqa: E731
+        torch_ratio = ratio("pytorch")
+        lines.append(f"| {name} | {len(rs)} | {span([r['jconv'] for r in rs])} | "
+                     f"{span([r['pytorch'] for r in rs if 'pytorch' in r])} | {span(torch_ratio, '{:.2f}')}"
+                     f"{f' ({statistics.median(torch_ratio):.2f})' if torch_ratio else ''} | "
+                     f"{span(ratio('flax'), '{:.2f}')} | {span([r['batch'] / r['jconv'] * 1e3 for r in rs], '{:,.0f}')} | "
+                     f"{span([r['compile'] for r in rs])} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=sorted(MODELS), choices=sorted(MODELS))
@@ -178,7 +199,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--reps", type=int, default=2, help="steps per timed round")
     p.add_argument("--results", help="append each row as JSON to this file")
+    p.add_argument("--table", metavar="RESULTS", help="print the ranges over the runs in RESULTS and exit")
     args = p.parse_args()
+    if args.table:
+        print(ranges(args.table))
+        return
     torch, linen = bench._torch(), bench._flax()
     print(f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, jax {jax.__version__}, "
           f"{jc.cpu_conv_backend()} convolutions, torch {getattr(torch, '__version__', '-')} "
