@@ -201,11 +201,15 @@ def _conv_xla(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int = 1)
     algebraic simplifier ("Window dimensions do not match RHS shape"); the explicit form does
     not (``tests/test_grads.py``). Stride 1 (every padded row is read) passes the padding to
     XLA: an explicit pad there made the forward + backward of a 3x3 64->64 convolution on
-    (16, 64, 56, 56) 1.6x slower on 2 CPU cores (305 ms against 187 ms).
+    (16, 64, 56, 56) 1.6x slower on 2 CPU cores (305 ms against 187 ms), unless a side's
+    padding exceeds the kernel's reach ``(k - 1) * d`` (output rows that see only padding):
+    there jaxlib 0.10.2's CPU input gradient is wrong, even NaN or 1e34 (e.g. (2, 2, 4, 4) with
+    a 2x2 kernel and padding ((2, 0), (1, 1)); ``tests/test_fast_paths.py``).
     """
     padding: Any = spec.geometry.padding
     n = weight.ndim - 2
-    if any(s != 1 for s in spec.strides):
+    reach = [(k - 1) * d for k, d in zip(weight.shape[2:], spec.dilation)]
+    if any(s != 1 for s in spec.strides) or any(max(lohi) > r for lohi, r in zip(padding, reach)):
         x = _pad(x, spec)
         for axis, out, s, k, d in zip(
             checks.spatial_axes(spec.layout), spec.geometry.out_size, spec.strides, weight.shape[2:], spec.dilation
