@@ -17,6 +17,7 @@ let the suite run unchanged on CPU, GPU and TPU:
 
 import os
 import shutil
+import subprocess
 import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -80,6 +81,22 @@ def cpu_conv(request):
 
     with onednn.use(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="session")
+def one_device_reference(tmp_path_factory):
+    """What ``test_distributed`` and ``test_multiprocess`` compare with, computed once per test
+    process (both modules are one ``xdist_group``): one training step on one device, a one-device
+    warm start (a checkpoint after epoch 1) and the one-device run resumed from it."""
+    from tests.test_distributed import ENV_ONE, history, one_step, resumed_copy, warm_start
+
+    tmp = tmp_path_factory.mktemp("one-device")
+    step, warm = one_step(1), warm_start(tmp)
+    proc = subprocess.run(resumed_copy(warm, tmp / "one"), env=ENV_ONE, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stdout
+    return {"step": step, "warm": warm, "history": history(tmp / "one")}
 
 
 def pytest_unconfigure(config):

@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 # Prints (as JSON) the loss and the gradient leaves of one training step on the data mesh, for
 # the first 48 digits, from the parameters LeNet starts with; joins a multi-process run when
@@ -50,6 +51,9 @@ TRAIN = [sys.executable, "-m", "jconv._src.cli", "train", "--dataset", "digits",
 def env(devices):
     return dict(os.environ, JAX_PLATFORMS="cpu",
                 XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+ENV_ONE = env(1)
 
 
 def one_step(devices):
@@ -103,17 +107,20 @@ def assert_close_runs(a, b):
         assert abs(ra["test_acc"] - rb["test_acc"]) <= 4 / 360 + 1e-9, (ra, rb)
 
 
-def test_one_step_on_eight_devices_matches_one_device():
-    one, eight = one_step(1), one_step(8)
+# the one-device side (tests/conftest.py's one_device_reference) is computed once for this module
+# and test_multiprocess: both run in one test process
+pytestmark = pytest.mark.xdist_group("one-device-reference")
+
+
+def test_one_step_on_eight_devices_matches_one_device(one_device_reference):
+    one, eight = one_device_reference["step"], one_step(8)
     assert one["devices"] == 1 and eight["devices"] == 8
     assert_same_step(one, eight)
 
 
-def test_warm_started_run_on_eight_devices_matches_one_device(tmp_path):
-    warm = warm_start(tmp_path)
-    for devices in (1, 8):
-        proc = subprocess.run(resumed_copy(warm, tmp_path / f"d{devices}"), env=env(devices),
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "resumed from" in proc.stdout
-    assert_close_runs(history(tmp_path / "d1"), history(tmp_path / "d8"))
+def test_warm_started_run_on_eight_devices_matches_one_device(one_device_reference, tmp_path):
+    proc = subprocess.run(resumed_copy(one_device_reference["warm"], tmp_path / "d8"), env=env(8),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stdout
+    assert_close_runs(one_device_reference["history"], history(tmp_path / "d8"))

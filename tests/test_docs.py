@@ -15,6 +15,9 @@ MODULES = ("jconv", "jconv.nn", "jconv.models", "jconv.train", "jconv.data")
 pytest.importorskip("sphinx", reason="the docs extra is not installed: pip install -e '.[docs]'")
 pytest.importorskip("myst_nb")
 
+# one worker builds the docs once for every test here (the build is module-scoped)
+pytestmark = pytest.mark.xdist_group("docs")
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from tests.test_distributed import (STEP_SCRIPT, assert_close_runs, assert_same_step, history,
-                                    one_step, resumed_copy, warm_start)
+from tests.test_distributed import STEP_SCRIPT, assert_close_runs, assert_same_step, history, resumed_copy
 
 # a constant lr: a cosine schedule (LeNet's recipe) follows --epochs, and these runs stop and resume
 # with other --epochs than the reference run's
@@ -108,7 +107,8 @@ def deterministic(rows):
     return [{k: r[k] for k in DETERMINISTIC} for r in rows]
 
 
-def test_two_processes_match_one_process(tmp_path):
+@pytest.mark.xdist_group("one-device-reference")  # shares tests/conftest.py's one_device_reference
+def test_two_processes_match_one_process(one_device_reference, tmp_path):
     # (a) one step, tightly
     port = free_port()
     cmds = [[sys.executable, "-c", STEP_SCRIPT, f"127.0.0.1:{port}", "2", str(i)] for i in range(2)]
@@ -116,22 +116,18 @@ def test_two_processes_match_one_process(tmp_path):
     assert codes == [0, 0], logs
     two = json.loads(logs[0].strip().splitlines()[-1])
     assert two["devices"] == 2
-    assert_same_step(one_step(1), two)
+    assert_same_step(one_device_reference["step"], two)
     # (b) a warm-started run (see test_distributed for why this regime)
-    warm = warm_start(tmp_path)
-    one = subprocess.run(resumed_copy(warm, tmp_path / "one"), env=ENV, capture_output=True,
-                         text=True, timeout=300)
-    assert one.returncode == 0, one.stderr[-3000:]
-    codes, logs, _ = launch(tmp_path, "two", dist_cmds(resumed_copy(warm, tmp_path / "two")))
+    codes, logs, _ = launch(tmp_path, "two", dist_cmds(resumed_copy(one_device_reference["warm"], tmp_path / "two")))
     assert codes == [0, 0], logs
     assert "resumed from" in logs[0] and "final test accuracy" in logs[0]
     assert "final test accuracy" not in logs[1] and "epoch   2" not in logs[1]  # only process 0 prints
-    assert_close_runs(history(tmp_path / "one"), history(tmp_path / "two"))
+    assert_close_runs(one_device_reference["history"], history(tmp_path / "two"))
 
 
 def test_sigterm_stops_every_process_at_one_step_and_resume_completes_the_run(tmp_path):
-    slow = ["--batch-size", "16"]  # 90 steps per epoch: the signal lands inside epoch 2 or 3
-    codes, logs, _ = train(tmp_path, "ref", ["--epochs", "4"] + slow)
+    slow = ["--batch-size", "16"]  # 90 steps per epoch: the signal lands inside epoch 2
+    codes, logs, _ = train(tmp_path, "ref", ["--epochs", "3"] + slow)
     assert codes == [0, 0], logs
     out = tmp_path / "run"
     procs, logs = spawn(tmp_path, "run", dist_cmds(CLI + ARGS + slow + ["--out", str(out), "--epochs", "100"]))
@@ -153,11 +149,11 @@ def test_sigterm_stops_every_process_at_one_step_and_resume_completes_the_run(tm
     assert lines[0] == lines[1]  # both processes stopped at the same step, same checkpoint
     assert "restart every process with --resume" in lines[0][0]
     step = int(lines[0][0].split(f"{out}/checkpoints/")[1].split(";")[0])
-    assert 90 <= step < 4 * 90, lines
+    assert 90 <= step < 3 * 90, lines
     assert str(step) in os.listdir(out / "checkpoints")
     assert not [d for d in os.listdir(out / "checkpoints") if "tmp" in d]
 
-    codes, logs, _ = train(tmp_path, "run", ["--epochs", "4", "--resume"] + slow)
+    codes, logs, _ = train(tmp_path, "run", ["--epochs", "3", "--resume"] + slow)
     assert codes == [0, 0], logs
     assert f"resumed from {out}/checkpoints/{step} (" in logs[0]
     # Same processes, same summation order: exactly the uninterrupted run's metrics.
