@@ -118,6 +118,24 @@ def test_initializers():
     assert "bias" not in nn.Conv2D(3, 2, use_bias=False).init(jax.random.key(0), (1, 2, 4, 4))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (6, 3, 3, 3), (10, 1, 5, 5), (3, 2, 1025)])
+def test_initializers_equal_an_exact_size_draw(shape):
+    # The initializers draw over the next power of two and slice (shared compiles): the values
+    # must be those of a draw of exactly the weight's size, eagerly and under jit.
+    key, size = jax.random.key(3), int(np.prod(shape))
+    fan_in = shape[1] * int(np.prod(shape[2:]))
+    fan_out = shape[0] * int(np.prod(shape[2:]))
+    expected = {
+        nn.gluon_uniform(0.07): jax.random.uniform(key, (size,), minval=-0.07, maxval=0.07),
+        nn.he_normal: jax.random.normal(key, (size,)) * jnp.sqrt(2.0 / fan_in),
+        nn.xavier_uniform: jax.random.uniform(key, (size,), minval=-1) * jnp.sqrt(6.0 / (fan_in + fan_out)),
+    }
+    for init, flat in expected.items():
+        np.testing.assert_allclose(init(key, shape), flat.reshape(shape), rtol=1e-6, atol=0)
+        np.testing.assert_allclose(jax.jit(init, static_argnums=1)(key, shape), flat.reshape(shape),
+                                   rtol=1e-6, atol=0)
+
+
 def test_reprs_gluon_style():
     assert repr(nn.Conv2D(1, kernel_size=(1, 2), in_channels=1)) == \
         "Conv2D(1 -> 1, kernel_size=(1, 2), stride=(1, 1))"

@@ -16,7 +16,8 @@ def gluon_uniform(scale: float = 0.07) -> Initializer:
     """Gluon's default weight initializer, ``Uniform(-scale, scale)`` (the seeds' ``initialize()``)."""
 
     def init(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, (math.prod(shape),), dtype, -scale, scale).reshape(shape)
+        draw = lambda key, size: jax.random.uniform(key, size, dtype, -scale, scale)  # noqa: E731
+        return _flat_draw(draw, key, math.prod(shape)).reshape(shape)
 
     return init
 
@@ -39,14 +40,33 @@ def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
         field = math.prod(shape[2:])
         fan_in, fan_out = shape[1] * field, shape[0] * field
         variance = jnp.array(scale / (fan_in if mode == "fan_in" else (fan_in + fan_out) / 2), dtype=dtype)
-        size = (math.prod(shape),)
         if distribution == "normal":
-            flat = jax.random.normal(key, size, dtype) * jnp.sqrt(variance)
+            draw = lambda key, size: jax.random.normal(key, size, dtype) * jnp.sqrt(variance)  # noqa: E731
         else:
-            flat = jax.random.uniform(key, size, dtype, -1) * jnp.sqrt(3 * variance)
-        return flat.reshape(shape)
+            draw = lambda key, size: jax.random.uniform(key, size, dtype, -1) * jnp.sqrt(3 * variance)  # noqa: E731
+        return _flat_draw(draw, key, math.prod(shape)).reshape(shape)
 
     return init
+
+
+_ROUND_UP_BELOW = 1 << 20
+
+
+def _flat_draw(draw: Callable[[jax.Array, Shape], jax.Array], key: jax.Array, size: int) -> jax.Array:
+    """``draw(key, (size,))``, taken as the first ``size`` elements of ``draw`` over the next power
+    of two: the same values, since threefry's bits (``jax_threefry_partitionable``, JAX's default)
+    depend only on an element's flat index and the transforms are elementwise.
+
+    Why: outside ``jit`` every new size compiles its own draw, ~0.15 s each on the 2-core CI
+    machine, and a network draws one size per weight shape (GoogLeNet: 58 of them, ~10 s); over
+    powers of two all of a process's networks share ~20 compiled draws. Under a trace (an ``init``
+    inside ``jit``), and from 2**20 elements on (where drawing, not compiling, dominates), the draw
+    is of ``size`` exactly.
+    """
+    exact = size <= 1 or size >= _ROUND_UP_BELOW or not jax.config.jax_threefry_partitionable
+    if exact or isinstance(key, jax.core.Tracer):
+        return draw(key, (size,))
+    return draw(key, (1 << (size - 1).bit_length(),))[:size]
 
 
 # Xavier / Glorot uniform over OIHW and (units, in_units) weights: what d2l initialises its CNNs
