@@ -15,11 +15,12 @@ MODULES = ("jconv", "jconv.nn", "jconv.models", "jconv.train", "jconv.data")
 pytest.importorskip("sphinx", reason="the docs extra is not installed: pip install -e '.[docs]'")
 pytest.importorskip("myst_nb")
 
-# one worker builds the docs once for every test here (the build is module-scoped)
+# one worker builds the docs once for every test here (session-scoped: `--dist loadgroup` may
+# interleave this module with others on its worker, which would rebuild a module-scoped build)
 pytestmark = pytest.mark.xdist_group("docs")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("docs")
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
