@@ -15,7 +15,7 @@ def test_bfloat16_training_is_close_to_float32_and_keeps_float32_parameters():
     for dtype in ("float32", "bfloat16"):
         # Adam (LeNet's recipe): well conditioned from the first step. SGD at lr 0.05 first sits on the
         # ln(10) plateau, and when it escapes depends on rounding: epoch 3's loss of bfloat16 and float32
-        # runs differed by < 0.1 on one CPU and by 0.12-0.14 on an AVX2-only one; with Adam, by ~1e-5.
+        # runs differed by < 0.1 on a Zen 3 EPYC and by 0.12-0.14 on a Zen 1; with Adam, by ~1e-5.
         cfg = train.TrainConfig(epochs=3, batch_size=48, dtype=dtype, optimizer="adam", lr=2e-3)
         params, hist = train.fit(jc.models.lenet(variant="modern"), ds, cfg, progress=False, log=lambda s: None)
         assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
