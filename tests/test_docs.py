@@ -15,8 +15,8 @@ MODULES = ("jconv", "jconv.nn", "jconv.models", "jconv.train", "jconv.data")
 pytest.importorskip("sphinx", reason="the docs extra is not installed: pip install -e '.[docs]'")
 pytest.importorskip("myst_nb")
 
-# one worker builds the docs once for every test here (session-scoped: `--dist loadgroup` may
-# interleave this module with others on its worker, which would rebuild a module-scoped build)
+# one worker builds the docs once for every test here: the group keeps them on one worker (pytest < 9:
+# pytest 9 breaks xdist's grouping, see pyproject.toml) and the session scope builds once per worker
 pytestmark = pytest.mark.xdist_group("docs")
 
 
