@@ -63,6 +63,19 @@ def test_the_optimizer_follows_the_config_schedule_and_decay():
         np.testing.assert_allclose(u["w"], v["w"], rtol=1e-6)
 
 
+def test_the_cosine_schedule_ends_at_its_floor_and_a_bad_floor_is_refused():
+    cfg = train.TrainConfig(lr=0.2, epochs=4, schedule="cosine", warmup_epochs=1, final_lr_ratio=0.1)
+    sched = train.learning_rate(cfg, 10)
+    lrs = np.array([float(sched(i)) for i in range(41)])
+    assert lrs[0] == 0 and lrs[10] == pytest.approx(0.2) and lrs[40] == pytest.approx(0.02)
+    assert np.all(np.diff(lrs[10:]) <= 1e-9) and lrs[25] == pytest.approx(0.11, rel=1e-5)  # half-way: the mean
+    args = cli_lib._parser().parse_args(["train", "--model", "nin", "--final-lr-ratio", "0.25"])
+    assert args.final_lr_ratio == 0.25
+    for bad in (-0.1, 1.5):
+        with pytest.raises(train.TrainingError, match=rf"--final-lr-ratio must be in \[0, 1\], got {bad}"):
+            train.fit(None, None, train.TrainConfig(final_lr_ratio=bad), progress=False)
+
+
 def test_every_cli_model_has_its_defaults_in_the_one_table():
     from jconv._src.models.zoo import MODELS
 

@@ -70,11 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate (default {_DEFAULTS.lr}, or the recipe's)")
     t.add_argument("--schedule", choices=list(SCHEDULES), default=None,
-                   help="constant, or linear warmup then cosine decay to 0 over the run (default "
+                   help="constant, or linear warmup then cosine decay over the run (default "
                    f"{_DEFAULTS.schedule}, or the recipe's)")
     t.add_argument("--warmup-epochs", type=float, default=None,
                    help=f"epochs of linear warmup of the cosine schedule (default {_DEFAULTS.warmup_epochs}, "
                    "or the recipe's)")
+    t.add_argument("--final-lr-ratio", type=float, default=None, metavar="R",
+                   help="the cosine schedule ends at R times --lr (default "
+                   f"{_DEFAULTS.final_lr_ratio}, or the recipe's)")
     t.add_argument("--momentum", type=float, default=None,
                    help=f"SGD heavy-ball momentum, 0 for plain SGD (default {_DEFAULTS.momentum}, or the recipe's)")
     t.add_argument("--weight-decay", type=float, default=None,
@@ -143,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _describe(settings: dict) -> str:
     """A recipe in a few words, for the help: e.g. ``sgd lr 0.05 (cosine, 1 warmup), batch 128, wd 0.0005``."""
-    sched = f" ({settings['schedule']}, {settings['warmup_epochs']:g} warmup)" if settings["schedule"] != "constant" else ""
+    floor = f", to {settings['final_lr_ratio']:g}x" if settings["final_lr_ratio"] else ""
+    sched = (f" ({settings['schedule']}, {settings['warmup_epochs']:g} warmup{floor})"
+             if settings["schedule"] != "constant" else "")
     return (f"{settings['optimizer']} lr {settings['lr']:g}{sched}, batch {settings['batch_size']}"
             + (f", wd {settings['weight_decay']:g}" if settings["weight_decay"] else ""))
 
@@ -210,7 +215,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     config = TrainConfig(
         model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, dtype=args.dtype,
-        schedule=args.schedule, warmup_epochs=args.warmup_epochs, optimizer=args.optimizer, init=args.init,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs, final_lr_ratio=args.final_lr_ratio,
+        optimizer=args.optimizer, init=args.init,
         resize=args.resize,
     )
     try:

@@ -142,6 +142,8 @@ def _check(config: TrainConfig, input_pipeline: str, mesh: Mesh) -> Mesh:
         raise ValueError(f"fit: `input_pipeline` must be 'auto', 'device' or 'host', got {input_pipeline!r}")
     if config.dtype not in COMPUTE_DTYPES:
         raise TrainingError(f"--dtype must be one of {COMPUTE_DTYPES}, got {config.dtype!r}")
+    if not 0.0 <= config.final_lr_ratio <= 1.0:
+        raise TrainingError(f"--final-lr-ratio must be in [0, 1], got {config.final_lr_ratio}")
     n_dev = mesh.devices.size
     if config.batch_size % n_dev:
         raise TrainingError(
