@@ -98,10 +98,10 @@ def _slices_1d(x: jax.Array, a: _Axis1D, fill: float) -> list[jax.Array]:
 
     Taken as plain slices of the padded axis reshaped to ``(m, s)`` (offset ``j = q * s + r`` is
     rows ``q:q + n`` of column ``r``) rather than strided slices: their transposes in the gradient
-    are then plain pads, not interior ones. Forward + backward on 2 cores (Intel Xeon, session 16,
-    ms, strided slices / these / PyTorch): (64, 32, 56, 56) 2x2/2 16.5 / 10.1 / 20.9; (256, 6, 28, 28)
-    2x2/2 3.6 / 2.2 / 4.5; (128, 192, 14, 14) 3x3/2 pad 1 39.1 / 35.6 / 23.4; (32, 64, 112, 112) 3x3/2
-    pad 1 164 / 161 / 140 (`benchmarks/pool_slices.py`).
+    are then plain pads, not interior ones. Forward + backward, time against strided slices, three
+    runs on 2 cores (Intel Xeon, session 16, `benchmarks/pool_slices.py`): 2x2/2 on (64, 32, 56, 56)
+    0.61-0.87x and on (256, 6, 28, 28) 0.50-0.62x; 3x3/2 pad 1 on (128, 192, 14, 14) 0.91-0.99x and on
+    (32, 64, 112, 112) 0.98-1.01x (still 1.15-1.18x PyTorch); 3x3/1 pad 1 on (128, 480, 7, 7) 0.95-0.98x.
     """
     m = a.n + (a.k - 1) // a.s  # rows of the reshaped axis that the windows reach
     cfg = [(0, 0, 0)] * x.ndim
