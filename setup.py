@@ -1,4 +1,4 @@
-"""jconv's optional C++ part: oneDNN convolutions for XLA:CPU (``jconv/_src/csrc``).
+"""jconv's optional C++ part: oneDNN convolutions and max pooling for XLA:CPU (``jconv/_src/csrc``).
 
 Built where the build requirements brought the XLA FFI headers (jaxlib) and oneDNN's headers
 and library (``onednn-devel-cpu-gomp``, Linux x86-64 only). Anywhere else, or if the compiler
@@ -31,7 +31,7 @@ def _extensions() -> list:
     return [
         Extension(
             "jconv._src._onednn_conv",
-            ["jconv/_src/csrc/onednn_conv.cc"],
+            ["jconv/_src/csrc/onednn_conv.cc", "jconv/_src/csrc/onednn_pool.cc"],
             include_dirs=[str(ffi_include), str(dnnl_include)],
             library_dirs=[str(dnnl_lib)],
             libraries=["dnnl"],  # found at run time by loading the wheel's libdnnl.so.3 first

@@ -1,5 +1,6 @@
-"""Max pooling forward + backward on CPU: the strided slices jconv used before session 16 against the
-reshaped slices of ``jconv._src.ops.pooling_cpu._slices_1d``, and PyTorch; interleaved rounds, medians.
+"""Max pooling forward + backward on CPU: oneDNN's (jconv's default since session 17, where built), the
+XLA formulations (the reshaped slices of ``jconv._src.ops.pooling_cpu._slices_1d`` and the strided
+slices jconv used before session 16), and PyTorch; interleaved rounds, medians.
 
     python benchmarks/pool_slices.py
 """
@@ -13,6 +14,7 @@ import torch
 from jax import lax
 
 import jconv as jc
+from jconv._src import onednn
 from jconv._src.ops import pooling_cpu
 
 RESHAPED = pooling_cpu._slices_1d
@@ -34,11 +36,18 @@ def main(rounds: int = 9) -> None:
         x = jax.random.normal(jax.random.key(0), shape)
         g = jax.random.normal(jax.random.key(1), jc.max_pool2d(x, k, s, p).shape)
         steps = {}
-        for name, impl in (("strided", strided), ("reshaped", RESHAPED)):
+        for name, impl, backend in (("onednn", RESHAPED, onednn.cpu_conv_backend()), ("strided", strided, "xla"),
+                                    ("reshaped", RESHAPED, "xla")):
             pooling_cpu._slices_1d = impl  # read when the custom_jvp traces
             f = jax.jit(jax.value_and_grad(lambda x: (jc.max_pool2d(x, k, s, p) * g).sum()))
-            jax.block_until_ready(f(x))
-            steps[name] = lambda f=f: jax.block_until_ready(f(x))
+            with onednn.use(backend):
+                jax.block_until_ready(f(x))
+
+            def step(f=f, backend=backend):
+                with onednn.use(backend):
+                    jax.block_until_ready(f(x))
+
+            steps[name] = step
         pooling_cpu._slices_1d = RESHAPED
         xt, gt = torch.tensor(np.asarray(x), requires_grad=True), torch.tensor(np.asarray(g))
 
@@ -55,10 +64,10 @@ def main(rounds: int = 9) -> None:
                 step()
                 times[name].append((time.perf_counter() - t) / 2 * 1e3)
         m = {name: statistics.median(v) for name, v in times.items()}
-        print(f"{shape} {k}x{k}/{s} pad {p}: strided {m['strided']:.2f} ms, reshaped {m['reshaped']:.2f} ms, "
-              f"torch {m['torch']:.2f} ms; reshaped/strided {m['reshaped'] / m['strided']:.2f}, "
-              f"strided/torch {m['strided'] / m['torch']:.2f}, reshaped/torch {m['reshaped'] / m['torch']:.2f}",
-              flush=True)
+        r = lambda a, b: f"{a}/{b} {m[a] / m[b]:.2f}"  # noqa: E731
+        print(f"{shape} {k}x{k}/{s} pad {p}: " + ", ".join(f"{n} {t:.2f} ms" for n, t in m.items()) + "; "
+              + ", ".join([r("onednn", "torch"), r("onednn", "reshaped"), r("reshaped", "strided"),
+                           r("reshaped", "torch")]), flush=True)
 
 
 if __name__ == "__main__":

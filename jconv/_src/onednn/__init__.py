@@ -1,4 +1,4 @@
-"""CPU convolutions on oneDNN through XLA's typed FFI.
+"""CPU convolutions and max pooling on oneDNN through XLA's typed FFI.
 
 XLA:CPU's convolutions run 2-4x slower than oneDNN's on every term (forward, input gradient,
 weight gradient; ``BENCHMARKS.md``). On Linux x86-64, ``pip install`` builds
@@ -12,6 +12,10 @@ loads it and wraps the handlers in three JAX primitives, one per term:
 * The CPU lowering is a ``custom_partitioning`` call: under ``jit`` with a batch sharded over a
   mesh, each device convolves its shard (the weight gradient is then summed with ``psum``)
   instead of gathering the batch around the custom call.
+
+Max pooling (``csrc/onednn_pool.cc``, :mod:`jconv._src.onednn.pooling`) runs on oneDNN with the
+convolutions: forward with a workspace (each output's pick) and backward, PyTorch's semantics (a plain
+loop takes inputs with NaN or infinities, which oneDNN alone would drop), float32.
 
 Which backend runs: :func:`cpu_conv_backend`; ``JCONV_CPU_CONV=xla|onednn`` forces one (read
 once, at the first convolution). Float32 only: other dtypes keep XLA's convolution.

@@ -28,6 +28,9 @@ _RUNTIME = "onednn-cpu-gomp"
 _TARGETS = {"fwd": "JconvConvFwd", "bwd_data": "JconvConvBwdData", "bwd_weights": "JconvConvBwdWeights"}
 
 
+_POOL_TARGETS = {"max_pool_fwd": "JconvMaxPoolFwd", "max_pool_bwd": "JconvMaxPoolBwd"}
+
+
 class _Library(NamedTuple):
     lib: ctypes.CDLL | None
     detail: str  # what was loaded, or why nothing was
@@ -57,7 +60,7 @@ def _library() -> _Library:
     try:
         ctypes.CDLL(str(runtime), mode=ctypes.RTLD_GLOBAL)
         lib = ctypes.CDLL(spec.origin)
-        for name, symbol in _TARGETS.items():
+        for name, symbol in {**_TARGETS, **_POOL_TARGETS}.items():
             jax.ffi.register_ffi_target(f"jconv_onednn_{name}", jax.ffi.pycapsule(getattr(lib, symbol)),
                                         platform="cpu")
     except (OSError, AttributeError) as err:

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jconv._src import checks
+from jconv._src import checks, onednn
+from jconv._src.onednn import pooling as onednn_pooling
 from jconv._src.ops.geometry import PoolGeometry, Sizes, _avg_divisor, _reduce_padding, _window
 from jconv._src.platform import on_cpu
 
@@ -43,8 +44,34 @@ def _max_pool_impl(
     ``kh * kw`` offsets. Other backends keep ``reduce_window`` (not measured here; their
     ``select_and_scatter`` is parallel).
     """
-    return on_cpu(lambda x: _max_pool_slices(x, pool, strides, geometry, layout),
+    return on_cpu(lambda x: _max_pool_cpu(x, pool, strides, geometry, layout),
                   lambda x: _max_pool_reduce_window(x, pool, strides, geometry, layout), x)
+
+
+def _max_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str) -> jax.Array:
+    """oneDNN's max pooling where it takes the input (:func:`_onednn_params`), else the slice passes."""
+    p = _onednn_params(x, pool, strides, geometry, layout)
+    return onednn_pooling.max_pool(x, p) if p else _max_pool_slices(x, pool, strides, geometry, layout)
+
+
+def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry,
+                   layout: str) -> onednn_pooling.PoolParams | None:
+    """The oneDNN kernel's geometry, where it runs this pooling: float32 on the oneDNN backend
+    (``jc.cpu_conv_backend()``), a non-empty input, windows of fewer than 256 elements, an output size that
+    oneDNN's rule gives (floor over the padding, ceil mode's extra included), and a geometry that
+    oneDNN's primitives take (asked once per geometry); else None.
+
+    Forward + backward, float32, ms, on 2 cores (Intel Xeon, session 17, ``benchmarks/pool_slices.py``):
+    see that benchmark and BENCHMARKS.md ("Max pooling on oneDNN").
+    """
+    if x.dtype != jnp.float32 or x.size == 0 or onednn.cpu_conv_backend() != "onednn":
+        return None
+    p = onednn_pooling.PoolParams(tuple(pool), tuple(strides), tuple(lo for lo, _ in geometry.padding),
+                                  tuple(hi + e for (_, hi), e in zip(geometry.padding, geometry.extra)),
+                                  checks.channels_last(layout))
+    if checks.spatial_dims(onednn_pooling.out_shape(x.shape, p), layout) != tuple(geometry.out_size):
+        return None
+    return p if onednn_pooling.supported(tuple(x.shape), p) else None
 
 
 def _max_pool_reduce_window(
