@@ -16,8 +16,11 @@ import collections
 import glob
 import os
 import re
+import statistics
 import sys
 import tempfile
+import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +50,9 @@ def _kind(opcode: str, rest: str, comps: dict[str, set[str]]) -> str:
         target = re.search(r'custom_call_target="([\w.]+)"', rest)
         name = target.group(1) if target else "?"
         return {"jconv_onednn_fwd": "conv forward (oneDNN)", "jconv_onednn_bwd_data": "conv input grad (oneDNN)",
-                "jconv_onednn_bwd_weights": "conv weight grad (oneDNN)"}.get(name, f"custom call {name}")
+                "jconv_onednn_bwd_weights": "conv weight grad (oneDNN)",
+                "jconv_onednn_max_pool_fwd": "max pooling forward (oneDNN)",
+                "jconv_onednn_max_pool_bwd": "max pooling backward (oneDNN)"}.get(name, f"custom call {name}")
     ops = {opcode}
     if opcode == "fusion" and (m := re.search(r"calls=%([\w.\-]+)", rest)):
         ops = comps.get(m.group(1), set())
@@ -68,10 +73,21 @@ def _kind(opcode: str, rest: str, comps: dict[str, set[str]]) -> str:
     return "elementwise (activations, BatchNorm apply, optimizer)"
 
 
-def jconv_split(name: str, batch: int, steps: int) -> dict[str, float]:
+def _wall(run: Any, steps: int) -> float:
+    """Median wall time of one step, ms (no profiler running)."""
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def jconv_split(name: str, batch: int, steps: int) -> tuple[dict[str, float], float]:
     run, _ = jconv_step(name, batch)
     for _ in range(2):
         run()
+    wall = _wall(run, steps)
     hlo = run.compiled_text()  # type: ignore[attr-defined]
     instrs, comps = _computations(hlo)
     with tempfile.TemporaryDirectory() as d:
@@ -86,14 +102,15 @@ def jconv_split(name: str, batch: int, steps: int) -> dict[str, float]:
                 for e in line.events:
                     if e.name in instrs:
                         split[_kind(*instrs[e.name], comps)] += e.duration_ns / 1e6 / steps
-    return dict(split)
+    return dict(split), wall
 
 
-def torch_split(name: str, batch: int, steps: int) -> dict[str, float]:
+def torch_split(name: str, batch: int, steps: int) -> tuple[dict[str, float], float]:
     torch = bench._torch()
     run = torch_step(torch, name, batch)
     for _ in range(2):
         run()
+    wall = _wall(run, steps)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             run()
@@ -105,12 +122,14 @@ def torch_split(name: str, batch: int, steps: int) -> dict[str, float]:
                 else "concatenate" if n in ("aten::cat",) else "matmul" if n in ("aten::addmm", "aten::mm") else
                 "optimizer" if "foreach" in n or "sgd" in n.lower() else "other")
         split[kind] += ev.self_cpu_time_total / 1e3 / steps
-    return dict(split)
+    return dict(split), wall
 
 
-def _print(title: str, split: dict[str, float]) -> None:
+def _print(title: str, result: tuple[dict[str, float], float]) -> None:
+    split, wall = result
     total = sum(split.values())
-    print(f"\n{title}: {total:.1f} ms of CPU time per step\n\n| part | ms | share |\n|---|---|---|")
+    print(f"\n{title}: {total:.1f} ms of CPU time per step, {wall:.1f} ms of wall time (median, no profiler; "
+          f"CPU time / (2 x wall) = {total / (2 * wall):.0%})\n\n| part | ms | share |\n|---|---|---|")
     for k, v in sorted(split.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {v:.1f} | {v / total:.0%} |")
 
