@@ -1,12 +1,14 @@
-"""Max pooling on oneDNN (``jconv/_src/onednn/pooling.py``, ``csrc/onednn_pool.cc``), jconv's CPU max
-pooling where the extension is built.
+"""Max and average pooling on oneDNN (``jconv/_src/onednn/pooling.py``, ``csrc/onednn_pool.cc``), jconv's
+CPU pooling where the extension is built.
 
 * Values and gradients against PyTorch over hypothesis geometries with ties, NaN and -inf (the plain
   loop's inputs), rank 1-3 and both layouts; a window of -inf alone.
 * JAX's transformations: ``check_grads`` to second order in both modes, ``vmap`` of the values and of
   per-example gradients, and 8-device batch sharding (per-shard calls, no all-gather).
-* Where the XLA formulations are kept: other dtypes, ``JCONV_CPU_CONV=xla``, windows of 256 elements
-  or more, empty inputs, other platforms.
+* Average pooling against PyTorch (``count_include_pad`` both ways, ceil mode), to second order.
+* Where the XLA formulations are kept: other dtypes, ``JCONV_CPU_CONV=xla``, max windows of 256
+  elements or more, empty inputs, average pooling whose divisor would count ceil mode's extra
+  padding, other platforms.
 """
 
 import json
@@ -14,6 +16,7 @@ import os
 import subprocess
 import sys
 
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,6 +109,34 @@ def test_vmap_of_values_and_per_example_gradients():
     assert "jconv_onednn_max_pool_bwd" in _prims(jax.vmap(jax.grad(loss)), xs)
 
 
+@settings(max_examples=30, deadline=None)
+@given(pool_cases(torch_ok=True), st.booleans())
+def test_average_pooling_equals_torch(torch, case, include_pad):
+    shape, pool, strides, padding, ceil, layout, seed, _ = case
+    x, rng = _pool_inputs(shape, layout, seed, nans=0)
+    pad = [p for p, _ in padding]
+    f = lambda x: jc.avg_pool2d(x, pool, strides, pad, ceil_mode=ceil, count_include_pad=include_pad)  # noqa: E731
+    g = rng.normal(size=jax.eval_shape(f, x).shape).astype(np.float32)
+    y, dx = jax.jit(lambda x, g: value_and_vjp(f, x, g))(x, g)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool2d(tx, pool, strides, pad, ceil_mode=ceil, count_include_pad=include_pad)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_average_pooling_on_onednn_to_second_order_and_under_vmap():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(2, 3, 9, 9)), jnp.float32)
+    f = lambda x: jnp.sin(jc.avg_pool2d(x, 3, 2, 1))  # noqa: E731
+    assert "jconv_onednn_avg_pool" in _prims(f, x)
+    check_grads(f, (x,), order=2, modes=["fwd", "rev"], eps=1e-3, atol=2e-2, rtol=2e-2)
+    xs = jnp.asarray(rng.normal(size=(3, 2, 3, 9, 9)), jnp.float32)
+    loss = lambda x: jnp.sum(f(x) ** 2)  # noqa: E731
+    np.testing.assert_allclose(jax.vmap(f)(xs), np.stack([f(v) for v in xs]), rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(loss))(xs), np.stack([jax.grad(loss)(v) for v in xs]), rtol=1e-6)
+
+
 SHARDED = r"""
 import json, re
 import jax, jax.numpy as jnp, numpy as np
@@ -113,7 +144,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import jconv as jc
 rows = NamedSharding(Mesh(np.array(jax.devices()), ("data",)), P("data"))
 x = np.random.default_rng(0).normal(size=(16, 4, 9, 9)).astype(np.float32)
-step = jax.jit(jax.value_and_grad(lambda x: jnp.mean(jnp.sin(jc.max_pool2d(x, 3, 2, 1)))),
+pool = lambda x: jc.avg_pool2d(jnp.sin(jc.max_pool2d(x, 3, 2, 1)), 2)
+step = jax.jit(jax.value_and_grad(lambda x: jnp.mean(pool(x))),
                in_shardings=rows, out_shardings=(NamedSharding(rows.mesh, P()), rows))
 l, gx = step(jax.device_put(x, rows))
 hlo = step.lower(jax.device_put(x, rows)).compile().as_text()
@@ -131,11 +163,12 @@ def test_sharded_batch_runs_per_device():
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["devices"] == 8 and not r["all_gather"]
-    assert sorted(r["calls"]) == ["jconv_onednn_max_pool_bwd", "jconv_onednn_max_pool_fwd"]
+    assert sorted(r["calls"]) == ["jconv_onednn_avg_pool_bwd", "jconv_onednn_avg_pool_fwd",
+                                  "jconv_onednn_max_pool_bwd", "jconv_onednn_max_pool_fwd"]
     assert all(s.startswith(("f32[2,", "(f32[2,")) for s in r["shapes"]), r["shapes"]  # 16 examples / 8
     x = np.random.default_rng(0).normal(size=(16, 4, 9, 9)).astype(np.float32)
     with onednn.use("xla"):
-        loss, gx = jax.value_and_grad(lambda x: jnp.mean(jnp.sin(jc.max_pool2d(x, 3, 2, 1))))(x)
+        loss, gx = jax.value_and_grad(lambda x: jnp.mean(jc.avg_pool2d(jnp.sin(jc.max_pool2d(x, 3, 2, 1)), 2)))(x)
     np.testing.assert_allclose(r["loss"], loss, rtol=1e-5)  # the mean sums in another order
     np.testing.assert_allclose(r["gx"], gx, rtol=1e-6, atol=1e-8)
 
@@ -151,5 +184,9 @@ def test_xla_is_kept_where_it_should_be():
             assert "jconv_onednn" not in _prims(pool, x.astype(dtype))
     assert "jconv_onednn" not in _prims(lambda x: jc.max_pool2d(x, 16), x)  # 256 elements: uint8 offsets
     assert "jconv_onednn" not in _prims(pool, jnp.ones((0, 3, 20, 20)))
+    avg = lambda x, include_pad: jc.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=include_pad)  # noqa: E731
+    x20 = jnp.ones((2, 3, 20, 20))  # ceil mode adds a column of padding, which PyTorch's divisor ignores
+    assert "jconv_onednn_avg_pool" not in _prims(lambda x: avg(x, True), x20)
+    assert "jconv_onednn_avg_pool" in _prims(lambda x: avg(x, False), x20)
     lowered = jax.jit(pool).trace(x).lower(lowering_platforms=("cuda",)).as_text()
     assert "jconv_onednn" not in lowered and "reduce_window" in lowered  # accelerators: XLA's

@@ -1,13 +1,15 @@
-// oneDNN max pooling for XLA:CPU through XLA's typed FFI (float32, 1-3 spatial axes, channels-first
-// or channels-last data, PyTorch's semantics).
+// oneDNN max and average pooling for XLA:CPU through XLA's typed FFI (float32, 1-3 spatial axes,
+// channels-first or channels-last data, PyTorch's semantics).
 //
 //   JconvMaxPoolFwd (x)       -> (y, ws)   forward; ws: per output, the window offset of its pick
 //   JconvMaxPoolBwd (dy, ws)  -> dx       the input gradient (each dy to its pick)
-//   JconvMaxPoolSupported(...)            (C) whether oneDNN takes a geometry, for the Python side
+//   JconvAvgPoolFwd (x)       -> y        average pooling (attribute include_pad: the divisor counts
+//   JconvAvgPoolBwd (dy)      -> dx       the padding, or only the input's elements)
+//   JconvPoolSupported(...)               (C) whether oneDNN takes a geometry, for the Python side
 // Attributes: kernel, strides, pad_lo, pad_hi (per spatial axis), channels_last (0 / 1).
 //
 // ws is uint8 with y's shape: the offset of the picked element in the window, row-major over the
-// kernel (oneDNN's own workspace for these geometries; JconvMaxPoolSupported checks that it is).
+// kernel (oneDNN's own workspace for these geometries; JconvPoolSupported checks that it is).
 // oneDNN picks the first maximum, as PyTorch does, but it drops NaN and answers -FLT_MAX for a
 // window of -inf. So where x holds a value of magnitude >= FLT_MAX (NaN, +-inf, +-FLT_MAX), the
 // forward runs a plain loop with PyTorch's CPU rule instead (pick while `v > max || isnan(v)`, from
@@ -37,11 +39,23 @@ dnnl::engine& Engine() {
   return engine;
 }
 
+// The pooling algorithms, as the Python side numbers them.
+enum class Algo { kMax = 0, kAvgIncludePad = 1, kAvgExcludePad = 2 };
+
 struct Geometry {
   Dims src, dst;                         // logical oneDNN dims (N, C, spatial...)
   Dims kernel, strides, pad_l, pad_r;    // per spatial axis
   bool channels_last;
+  Algo algo;
 };
+
+dnnl::algorithm OneDnnAlgorithm(Algo a) {
+  switch (a) {
+    case Algo::kMax: return dnnl::algorithm::pooling_max;
+    case Algo::kAvgIncludePad: return dnnl::algorithm::pooling_avg_include_padding;
+    default: return dnnl::algorithm::pooling_avg_exclude_padding;
+  }
+}
 
 memory::format_tag Tag(size_t rank, bool channels_last) {
   using t = memory::format_tag;
@@ -74,12 +88,13 @@ std::unique_ptr<Entry> Build(const Geometry& g) {
   memory::desc src(g.src, memory::data_type::f32, Tag(r, g.channels_last));
   memory::desc dst(g.dst, memory::data_type::f32, Tag(r, g.channels_last));
   const Dims dilation(g.kernel.size(), 0);
-  const auto algo = dnnl::algorithm::pooling_max;
+  const auto algo = OneDnnAlgorithm(g.algo);
   dnnl::pooling_forward::primitive_desc fwd(Engine(), dnnl::prop_kind::forward_training, algo, src, dst, g.strides,
                                             g.kernel, dilation, g.pad_l, g.pad_r);
   dnnl::pooling_backward::primitive_desc bwd(Engine(), algo, src, dst, g.strides, g.kernel, dilation, g.pad_l,
                                              g.pad_r, fwd);
-  if (fwd.workspace_desc() != memory::desc(g.dst, memory::data_type::u8, Tag(r, g.channels_last)))
+  const memory::desc u8_dst(g.dst, memory::data_type::u8, Tag(r, g.channels_last));
+  if (g.algo == Algo::kMax && fwd.workspace_desc() != u8_dst)
     throw std::runtime_error("oneDNN's max pooling workspace is not uint8 in the output's layout");
   auto e = std::make_unique<Entry>();
   e->fwd = dnnl::pooling_forward(fwd);
@@ -89,7 +104,7 @@ std::unique_ptr<Entry> Build(const Geometry& g) {
 }
 
 std::string Key(const Geometry& g) {
-  std::string key = g.channels_last ? "L" : "F";
+  std::string key = std::to_string(static_cast<int>(g.algo)) + (g.channels_last ? "L" : "F");
   for (const Dims* d : {&g.src, &g.dst, &g.kernel, &g.strides, &g.pad_l, &g.pad_r}) {
     key += '|';
     for (auto v : *d) key += std::to_string(v) + ',';
@@ -164,8 +179,9 @@ void Reference(const Geometry& g, const float* x, float* y, uint8_t* ws) {
 template <typename Span>
 Geometry MakeGeometry(const Span& src, const Span& dst, ffi::Span<const int64_t> kernel,
                       ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
-                      ffi::Span<const int64_t> pad_hi, int64_t channels_last) {
+                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, Algo algo) {
   Geometry g;
+  g.algo = algo;
   g.channels_last = channels_last != 0;
   g.src = LogicalDims(src, g.channels_last);
   g.dst = LogicalDims(dst, g.channels_last);
@@ -182,7 +198,8 @@ ffi::Error Fwd(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi:
   if (x.element_type() != ffi::F32 || ws->element_type() != ffi::U8)
     return ffi::Error::InvalidArgument("jconv oneDNN max pooling: float32 input, uint8 workspace only");
   try {
-    Geometry g = MakeGeometry(x.dimensions(), y->dimensions(), kernel, strides, pad_lo, pad_hi, channels_last);
+    Geometry g = MakeGeometry(x.dimensions(), y->dimensions(), kernel, strides, pad_lo, pad_hi, channels_last,
+                              Algo::kMax);
     const auto* xs = static_cast<const float*>(x.untyped_data());
     if (!AllFinite(xs, x.element_count())) {
       Reference(g, xs, static_cast<float*>(y->untyped_data()), static_cast<uint8_t*>(ws->untyped_data()));
@@ -206,7 +223,8 @@ ffi::Error Bwd(ffi::AnyBuffer dy, ffi::AnyBuffer ws, ffi::Result<ffi::AnyBuffer>
   if (dy.element_type() != ffi::F32 || ws.element_type() != ffi::U8 || dx->element_type() != ffi::F32)
     return ffi::Error::InvalidArgument("jconv oneDNN max pooling: float32 gradients, uint8 workspace only");
   try {
-    Geometry g = MakeGeometry(dx->dimensions(), dy.dimensions(), kernel, strides, pad_lo, pad_hi, channels_last);
+    Geometry g = MakeGeometry(dx->dimensions(), dy.dimensions(), kernel, strides, pad_lo, pad_hi, channels_last,
+                              Algo::kMax);
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
     memory mdy(e.dst, Engine(), dy.untyped_data()), mdx(e.src, Engine(), dx->untyped_data());
@@ -217,6 +235,53 @@ ffi::Error Bwd(ffi::AnyBuffer dy, ffi::AnyBuffer ws, ffi::Result<ffi::AnyBuffer>
     return ffi::Error::Internal(std::string("jconv oneDNN max pooling gradient: ") + err.what());
   }
   return ffi::Error::Success();
+}
+
+// Average pooling, forward (x -> y) or backward (dy -> dx): one call of the cached primitive.
+ffi::Error Avg(bool backward, ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> kernel,
+               ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi,
+               int64_t channels_last, int64_t include_pad) {
+  if (in.element_type() != ffi::F32 || out->element_type() != ffi::F32)
+    return ffi::Error::InvalidArgument("jconv oneDNN average pooling: float32 only");
+  try {
+    const Algo algo = include_pad ? Algo::kAvgIncludePad : Algo::kAvgExcludePad;
+    Geometry g = backward ? MakeGeometry(out->dimensions(), in.dimensions(), kernel, strides, pad_lo, pad_hi,
+                                         channels_last, algo)
+                          : MakeGeometry(in.dimensions(), out->dimensions(), kernel, strides, pad_lo, pad_hi,
+                                         channels_last, algo);
+    thread_local dnnl::stream stream(Engine());
+    Entry& e = Cached(g);
+    if (backward) {
+      memory mdy(e.dst, Engine(), in.untyped_data()), mdx(e.src, Engine(), out->untyped_data());
+      e.bwd.execute(stream, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_SRC, mdx}});
+    } else {
+      memory mx(e.src, Engine(), in.untyped_data()), my(e.dst, Engine(), out->untyped_data());
+      e.fwd.execute(stream, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DST, my}});
+    }
+    stream.wait();
+  } catch (const std::exception& err) {
+    return ffi::Error::Internal(std::string("jconv oneDNN average pooling: ") + err.what());
+  }
+  return ffi::Error::Success();
+}
+
+template <bool backward>
+ffi::Error AvgHandler(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> kernel,
+                      ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
+                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t include_pad) {
+  return Avg(backward, in, out, kernel, strides, pad_lo, pad_hi, channels_last, include_pad);
+}
+
+auto AvgBinding() {
+  return ffi::Ffi::Bind()
+      .Arg<ffi::AnyBuffer>()
+      .Ret<ffi::AnyBuffer>()
+      .Attr<ffi::Span<const int64_t>>("kernel")
+      .Attr<ffi::Span<const int64_t>>("strides")
+      .Attr<ffi::Span<const int64_t>>("pad_lo")
+      .Attr<ffi::Span<const int64_t>>("pad_hi")
+      .Attr<int64_t>("channels_last")
+      .Attr<int64_t>("include_pad");
 }
 
 }  // namespace
@@ -242,14 +307,19 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvMaxPoolBwd, Bwd,
                                   .Attr<ffi::Span<const int64_t>>("pad_hi")
                                   .Attr<int64_t>("channels_last"));
 
-// 1 where oneDNN takes this geometry (its primitives build, its workspace is uint8 in the output's
-// layout), else 0. `src` and `dst` are the buffers' dims (rank + 2 each), the rest per spatial axis.
-extern "C" int JconvMaxPoolSupported(int64_t spatial_rank, const int64_t* src, const int64_t* dst,
-                                     const int64_t* kernel, const int64_t* strides, const int64_t* pad_lo,
-                                     const int64_t* pad_hi, int64_t channels_last) {
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolFwd, AvgHandler<false>, AvgBinding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolBwd, AvgHandler<true>, AvgBinding());
+
+// 1 where oneDNN takes this geometry for `algo` (0 max, 1 average counting the padding, 2 average of
+// the input's elements): its primitives build and, for max, its workspace is uint8 in the output's
+// layout; else 0. `src` and `dst` are the buffers' dims (rank + 2 each), the rest per spatial axis.
+extern "C" int JconvPoolSupported(int64_t algo, int64_t spatial_rank, const int64_t* src, const int64_t* dst,
+                                  const int64_t* kernel, const int64_t* strides, const int64_t* pad_lo,
+                                  const int64_t* pad_hi, int64_t channels_last) {
   try {
     const size_t r = static_cast<size_t>(spatial_rank), n = r + 2;
     Geometry g;
+    g.algo = static_cast<Algo>(algo);
     g.channels_last = channels_last != 0;
     g.src = LogicalDims(Dims(src, src + n), g.channels_last);
     g.dst = LogicalDims(Dims(dst, dst + n), g.channels_last);

@@ -28,7 +28,8 @@ _RUNTIME = "onednn-cpu-gomp"
 _TARGETS = {"fwd": "JconvConvFwd", "bwd_data": "JconvConvBwdData", "bwd_weights": "JconvConvBwdWeights"}
 
 
-_POOL_TARGETS = {"max_pool_fwd": "JconvMaxPoolFwd", "max_pool_bwd": "JconvMaxPoolBwd"}
+_POOL_TARGETS = {"max_pool_fwd": "JconvMaxPoolFwd", "max_pool_bwd": "JconvMaxPoolBwd",
+                 "avg_pool_fwd": "JconvAvgPoolFwd", "avg_pool_bwd": "JconvAvgPoolBwd"}
 
 
 class _Library(NamedTuple):

@@ -1,5 +1,5 @@
-"""Max pooling on oneDNN (``csrc/onednn_pool.cc``): three JAX primitives, their derivatives, ``vmap``
-rules and a batch partitioning.
+"""Max and average pooling on oneDNN (``csrc/onednn_pool.cc``): JAX primitives, their derivatives,
+``vmap`` rules and a batch partitioning.
 
 * ``fwd(x) -> (y, ws)``: the pooled maxima and, per output, the window offset of its pick (uint8,
   ``y``'s shape). PyTorch's semantics: the first maximum; NaN propagates (the window's last NaN).
@@ -7,6 +7,9 @@ rules and a batch partitioning.
 * ``pick(t, ws) -> t[pick]``: the tangent of ``fwd``'s ``y``, linear in ``t``; ``bwd`` is its
   transpose and ``pick`` is ``bwd``'s, so ``grad``, ``jvp`` and higher orders compose. ``pick`` runs
   as an XLA gather (forward mode only: ``grad`` transposes it into ``bwd``).
+* ``avg(x) -> y`` and ``avg_bwd(dy) -> dx``: average pooling (the divisor counts the padding with
+  ``include_pad``, else only the input's elements) and its transpose; both linear, each the other's
+  transpose.
 """
 
 from __future__ import annotations
@@ -49,24 +52,31 @@ def out_shape(shape: tuple[int, ...], p: PoolParams) -> tuple[int, ...]:
     return (shape[0], *out, shape[-1]) if p.channels_last else (shape[0], shape[1], *out)
 
 
+#: The extension's numbering of the pooling algorithms.
+MAX, AVG_INCLUDE_PAD, AVG_EXCLUDE_PAD = 0, 1, 2
+
+
 @functools.cache
-def supported(shape: tuple[int, ...], p: PoolParams) -> bool:
-    """Whether oneDNN takes this geometry: its primitives build and its workspace is one uint8 per
-    output (windows of fewer than 256 elements); asked of the extension once per geometry."""
+def supported(shape: tuple[int, ...], p: PoolParams, algorithm: int = MAX) -> bool:
+    """Whether oneDNN takes this geometry: its primitives build and, for max pooling, its workspace
+    is one uint8 per output (windows of fewer than 256 elements); asked of the extension once per
+    geometry."""
     lib = _library().lib
-    if lib is None or math.prod(p.kernel) >= 256 or not 1 <= len(p.kernel) <= 3:
+    if lib is None or (algorithm == MAX and math.prod(p.kernel) >= 256) or not 1 <= len(p.kernel) <= 3:
         return False
     arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
-    fn = lib.JconvMaxPoolSupported
+    fn = lib.JconvPoolSupported
     fn.restype = ctypes.c_int
-    return bool(fn(ctypes.c_int64(len(p.kernel)), arr(shape), arr(out_shape(shape, p)), arr(p.kernel),
-                   arr(p.strides), arr(p.pad_lo), arr(p.pad_hi), ctypes.c_int64(int(p.channels_last))))
+    return bool(fn(ctypes.c_int64(algorithm), ctypes.c_int64(len(p.kernel)), arr(shape), arr(out_shape(shape, p)),
+                   arr(p.kernel), arr(p.strides), arr(p.pad_lo), arr(p.pad_hi), ctypes.c_int64(int(p.channels_last))))
 
 
 fwd_p = Primitive("jconv_onednn_max_pool")
 fwd_p.multiple_results = True
 bwd_p = Primitive("jconv_onednn_max_pool_bwd")
 pick_p = Primitive("jconv_onednn_max_pool_pick")
+avg_p = Primitive("jconv_onednn_avg_pool")
+avg_bwd_p = Primitive("jconv_onednn_avg_pool_bwd")
 
 
 def max_pool(x: jax.Array, p: PoolParams) -> jax.Array:
@@ -80,6 +90,15 @@ def bwd(dy: jax.Array, ws: jax.Array, p: PoolParams, in_shape: tuple[int, ...]) 
 
 def pick(t: jax.Array, ws: jax.Array, p: PoolParams) -> jax.Array:
     return pick_p.bind(t, ws, p=p)
+
+
+def avg_pool(x: jax.Array, p: PoolParams, include_pad: bool) -> jax.Array:
+    """Average pooling of float32 ``x`` on oneDNN (see :func:`supported`)."""
+    return avg_p.bind(x, p=p, include_pad=include_pad)
+
+
+def avg_bwd(dy: jax.Array, p: PoolParams, include_pad: bool, in_shape: tuple[int, ...]) -> jax.Array:
+    return avg_bwd_p.bind(dy, p=p, include_pad=include_pad, in_shape=tuple(in_shape))
 
 
 # --- evaluation and lowering ----------------------------------------------------------------
@@ -101,6 +120,17 @@ def _bwd_call(p: PoolParams, in_shape: tuple[int, ...], dy: jax.Array, ws: jax.A
     shape = (dy.shape[0], *in_shape[1:])  # the batch of this shard
     return jax.ffi.ffi_call("jconv_onednn_max_pool_bwd", jax.ShapeDtypeStruct(shape, jnp.float32))(
         dy, ws, **_attrs(p))
+
+
+def _avg_call(p: PoolParams, include_pad: bool, x: jax.Array) -> jax.Array:
+    return jax.ffi.ffi_call("jconv_onednn_avg_pool_fwd", jax.ShapeDtypeStruct(out_shape(x.shape, p), jnp.float32))(
+        x, **_attrs(p), include_pad=np.int64(include_pad))
+
+
+def _avg_bwd_call(p: PoolParams, include_pad: bool, in_shape: tuple[int, ...], dy: jax.Array) -> jax.Array:
+    shape = (dy.shape[0], *in_shape[1:])
+    return jax.ffi.ffi_call("jconv_onednn_avg_pool_bwd", jax.ShapeDtypeStruct(shape, jnp.float32))(
+        dy, **_attrs(p), include_pad=np.int64(include_pad))
 
 
 def _pick_gather(t: jax.Array, ws: jax.Array, *, p: PoolParams) -> jax.Array:
@@ -130,42 +160,60 @@ def _rows(mesh: Mesh, arg_shapes: Any) -> tuple[Mesh, NamedSharding]:
     return mesh, NamedSharding(mesh, P(axes))
 
 
+class _Static(NamedTuple):
+    """A call's static arguments."""
+
+    p: PoolParams
+    in_shape: tuple[int, ...] = ()
+    include_pad: bool = False
+
+
+#: Per kind of call: the call, and its operands' and results' spatial factors ("s" input, "o" output).
+_CALLS: dict[str, tuple[Any, str, str]] = {
+    "fwd": (lambda s, x: _fwd_call(s.p, x), "s", "oo"),
+    "bwd": (lambda s, dy, ws: _bwd_call(s.p, s.in_shape, dy, ws), "oo", "s"),
+    "avg": (lambda s, x: _avg_call(s.p, s.include_pad, x), "s", "o"),
+    "avg_bwd": (lambda s, dy: _avg_bwd_call(s.p, s.include_pad, s.in_shape, dy), "o", "s"),
+}
+
+
 @functools.cache
 def _partitioned(kind: str) -> Any:
     """The FFI call as a ``custom_partitioning``: each device pools its shard of the batch."""
-    def call(p: PoolParams, in_shape: tuple, *args: jax.Array) -> Any:
-        return _fwd_call(p, *args) if kind == "fwd" else _bwd_call(p, in_shape, *args)
+    call, ins, outs = _CALLS[kind]
 
-    def partition(p: PoolParams, in_shape: tuple, mesh: Any, arg_shapes: Any, result_shape: Any) -> tuple:
+    def results(rows: NamedSharding) -> Any:
+        return (rows,) * len(outs) if len(outs) > 1 else rows
+
+    def partition(static: _Static, mesh: Any, arg_shapes: Any, result_shape: Any) -> tuple:
         mesh, rows = _rows(mesh, arg_shapes)
-        result = (rows, rows) if kind == "fwd" else rows
-        return mesh, functools.partial(call, p, in_shape), result, (rows,) * len(arg_shapes)
+        return mesh, functools.partial(call, static), results(rows), (rows,) * len(arg_shapes)
 
-    def infer(p: PoolParams, in_shape: tuple, mesh: Any, arg_shapes: Any, result_shape: Any) -> Any:
-        rows = _rows(mesh, arg_shapes)[1]
-        return (rows, rows) if kind == "fwd" else rows
+    def infer(static: _Static, mesh: Any, arg_shapes: Any, result_shape: Any) -> Any:
+        return results(_rows(mesh, arg_shapes)[1])
 
-    def rule(p: PoolParams, in_shape: tuple, mesh: Any, operand_types: Any, result_types: Any) -> tuple:
-        r = len(p.kernel)
-        sp_in, sp_out = (" ".join(f"{c}{i}" for i in range(r)) for c in "so")
-        t = lambda sp: f"n {sp} c" if p.channels_last else f"n c {sp}"  # noqa: E731
-        text = (f"{t(sp_in)} -> {t(sp_out)}, {t(sp_out)}" if kind == "fwd"
-                else f"{t(sp_out)}, {t(sp_out)} -> {t(sp_in)}")  # (dy, ws) -> dx
+    def rule(static: _Static, mesh: Any, operand_types: Any, result_types: Any) -> tuple:
+        r = len(static.p.kernel)
+        t = lambda c: (f"n {' '.join(f'{c}{i}' for i in range(r))} ch" if static.p.channels_last  # noqa: E731
+                       else f"n ch {' '.join(f'{c}{i}' for i in range(r))}")
+        text = f"{', '.join(map(t, ins))} -> {', '.join(map(t, outs))}"
         factors = text.replace(",", " ").replace("->", " ").split()
         others = tuple(dict.fromkeys(f for f in factors if f != "n"))  # in order of appearance
         return text, {"need_replication_factors": others}
 
-    f = custom_partitioning(call, static_argnums=(0, 1))
+    f = custom_partitioning(call, static_argnums=(0,))
     f.def_partition(partition=partition, infer_sharding_from_operands=infer, sharding_rule=rule)
     return f
 
 
-def _lower(kind: str, ctx: Any, *args: Any, p: PoolParams, in_shape: tuple = ()) -> Any:
+def _lower(kind: str, ctx: Any, *args: Any, **params: Any) -> Any:
+    static = _Static(**params)
+    call, _, outs = _CALLS[kind]
     if _DEVICE_REGISTRY is None or getattr(ctx.module_context.axis_context, "num_devices", None) == 1:
-        fn = (lambda *a: _fwd_call(p, *a)) if kind == "fwd" else (lambda *a: _bwd_call(p, in_shape, *a))
+        fn = functools.partial(call, static)
     else:
-        fn = lambda *a: _partitioned(kind)(p, in_shape, *a)  # noqa: E731
-    return mlir.lower_fun(fn, multiple_results=kind == "fwd")(ctx, *args)
+        fn = functools.partial(_partitioned(kind), static)
+    return mlir.lower_fun(fn, multiple_results=len(outs) > 1)(ctx, *args)
 
 
 def _abstract_fwd(x: Any, *, p: PoolParams) -> tuple:
@@ -174,7 +222,7 @@ def _abstract_fwd(x: Any, *, p: PoolParams) -> tuple:
 
 
 if _DEVICE_REGISTRY is not None:  # the partitioned lowering needs the devices (see onednn.primitives)
-    _DEVICE_REGISTRY.update((fwd_p, bwd_p))
+    _DEVICE_REGISTRY.update((fwd_p, bwd_p, avg_p, avg_bwd_p))
 fwd_p.def_impl(lambda x, *, p: jax.jit(functools.partial(fwd_p.bind, p=p))(x))
 fwd_p.def_abstract_eval(_abstract_fwd)
 mlir.register_lowering(fwd_p, functools.partial(_lower, "fwd"), platform="cpu")
@@ -184,6 +232,14 @@ mlir.register_lowering(bwd_p, functools.partial(_lower, "bwd"), platform="cpu")
 pick_p.def_impl(lambda t, ws, *, p: jax.jit(functools.partial(_pick_gather, p=p))(t, ws))
 pick_p.def_abstract_eval(lambda t, ws, *, p: jax.core.ShapedArray(ws.shape, t.dtype))
 mlir.register_lowering(pick_p, mlir.lower_fun(_pick_gather, multiple_results=False))
+avg_p.def_impl(lambda x, *, p, include_pad: jax.jit(functools.partial(avg_p.bind, p=p, include_pad=include_pad))(x))
+avg_p.def_abstract_eval(lambda x, *, p, include_pad: jax.core.ShapedArray(out_shape(x.shape, p), jnp.float32))
+mlir.register_lowering(avg_p, functools.partial(_lower, "avg"), platform="cpu")
+avg_bwd_p.def_impl(lambda dy, *, p, include_pad, in_shape: jax.jit(
+    functools.partial(avg_bwd_p.bind, p=p, include_pad=include_pad, in_shape=in_shape))(dy))
+avg_bwd_p.def_abstract_eval(
+    lambda dy, *, p, include_pad, in_shape: jax.core.ShapedArray((dy.shape[0], *in_shape[1:]), jnp.float32))
+mlir.register_lowering(avg_bwd_p, functools.partial(_lower, "avg_bwd"), platform="cpu")
 
 
 # --- derivatives: fwd's tangent is pick; pick and bwd are linear and each other's transpose ------
@@ -220,6 +276,8 @@ ad.primitive_jvps[pick_p] = functools.partial(_linear_jvp, pick_p)
 ad.primitive_jvps[bwd_p] = functools.partial(_linear_jvp, bwd_p)
 ad.primitive_transposes[pick_p] = _pick_transpose
 ad.primitive_transposes[bwd_p] = _bwd_transpose
+ad.deflinear2(avg_p, lambda ct, x, *, p, include_pad: [avg_bwd(ct, p, include_pad, x.aval.shape)])
+ad.deflinear2(avg_bwd_p, lambda ct, dy, *, p, include_pad, in_shape: [avg_pool(ct, p, include_pad)])
 
 
 # --- vmap: a mapped axis folds into the batch N ------------------------------------------------
@@ -246,6 +304,17 @@ def _pair_batch(prim: Primitive, args: tuple, dims: tuple, **params: Any) -> tup
     return out.reshape((size, -1) + out.shape[1:]), 0
 
 
+def _avg_batch(prim: Primitive, args: tuple, dims: tuple, **params: Any) -> tuple:
+    (x,), (d,) = args, dims
+    size = x.shape[d]
+    if "in_shape" in params:
+        params["in_shape"] = (size * params["in_shape"][0], *params["in_shape"][1:])
+    out = prim.bind(_fold(x, d, size), **params)
+    return out.reshape((size, -1) + out.shape[1:]), 0
+
+
 batching.primitive_batchers[fwd_p] = _fwd_batch
+batching.primitive_batchers[avg_p] = functools.partial(_avg_batch, avg_p)
+batching.primitive_batchers[avg_bwd_p] = functools.partial(_avg_batch, avg_bwd_p)
 batching.primitive_batchers[pick_p] = functools.partial(_pair_batch, pick_p)
 batching.primitive_batchers[bwd_p] = functools.partial(_pair_batch, bwd_p)

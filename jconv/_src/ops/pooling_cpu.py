@@ -22,7 +22,8 @@ def _max_pool_impl(
 ) -> jax.Array:
     """The formulation behind max pooling of every rank (batched, float input, checked arguments).
 
-    Chosen from measurements on 2 CPU cores (forward + backward, float32, ms):
+    On CPU, float32 runs on oneDNN where it can (:func:`_max_pool_cpu`); the XLA formulations below
+    take the rest (other dtypes, ``JCONV_CPU_CONV=xla``, no extension). They were chosen from measurements on 2 CPU cores (forward + backward, float32, ms):
 
     =========================================  =============  ==========  ==========
     case                                       reduce_window  2-D slices  1-D passes
@@ -54,15 +55,17 @@ def _max_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeome
     return onednn_pooling.max_pool(x, p) if p else _max_pool_slices(x, pool, strides, geometry, layout)
 
 
-def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry,
-                   layout: str) -> onednn_pooling.PoolParams | None:
+def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
+                   algorithm: int = onednn_pooling.MAX) -> onednn_pooling.PoolParams | None:
     """The oneDNN kernel's geometry, where it runs this pooling: float32 on the oneDNN backend
     (``jc.cpu_conv_backend()``), a non-empty input, windows of fewer than 256 elements, an output size that
     oneDNN's rule gives (floor over the padding, ceil mode's extra included), and a geometry that
     oneDNN's primitives take (asked once per geometry); else None.
 
-    Forward + backward, float32, ms, on 2 cores (Intel Xeon, session 17, ``benchmarks/pool_slices.py``):
-    see that benchmark and BENCHMARKS.md ("Max pooling on oneDNN").
+    Max pooling forward + backward, float32, time against PyTorch on 2 cores (Intel Xeon, session 17,
+    ``benchmarks/pool_slices.py``; BENCHMARKS.md has the runs): 3x3/2 pad 1 on (32, 64, 112, 112) (the
+    ResNet stem) 0.43x (the slices 1.11x), (128, 192, 14, 14) 0.44x, 3x3/1 on (128, 480, 7, 7) 0.29x,
+    2x2/2 on (64, 32, 56, 56) 0.69x; on LeNet's (256, 6, 28, 28) 0.56x, though 1.33x the slices there.
     """
     if x.dtype != jnp.float32 or x.size == 0 or onednn.cpu_conv_backend() != "onednn":
         return None
@@ -71,7 +74,7 @@ def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeom
                                   checks.channels_last(layout))
     if checks.spatial_dims(onednn_pooling.out_shape(x.shape, p), layout) != tuple(geometry.out_size):
         return None
-    return p if onednn_pooling.supported(tuple(x.shape), p) else None
+    return p if onednn_pooling.supported(tuple(x.shape), p, algorithm) else None
 
 
 def _max_pool_reduce_window(
@@ -187,8 +190,34 @@ def _avg_pool_impl(
     layout: str,
     count_include_pad: bool,
 ) -> jax.Array:
-    """The formulation behind average pooling: window sums over a static divisor (the product
-    of one count per axis), summed in at least float32 (bf16 input, bf16 output)."""
+    """The formulation behind average pooling: oneDNN's kernel on CPU where it takes the input
+    (:func:`_avg_pool_cpu`), else :func:`_avg_pool_reduce_window`."""
+    return on_cpu(lambda x: _avg_pool_cpu(x, pool, strides, geometry, layout, count_include_pad),
+                  lambda x: _avg_pool_reduce_window(x, pool, strides, geometry, layout, count_include_pad), x)
+
+
+def _avg_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
+                  count_include_pad: bool) -> jax.Array:
+    """oneDNN's average pooling where :func:`_onednn_params` allows it and its divisor is PyTorch's:
+    counting the padding, oneDNN counts ceil mode's extra padding too, which PyTorch does not."""
+    counts_extra = count_include_pad and any(geometry.extra)
+    algorithm = onednn_pooling.AVG_INCLUDE_PAD if count_include_pad else onednn_pooling.AVG_EXCLUDE_PAD
+    p = None if counts_extra else _onednn_params(x, pool, strides, geometry, layout, algorithm)
+    if p:
+        return onednn_pooling.avg_pool(x, p, count_include_pad)
+    return _avg_pool_reduce_window(x, pool, strides, geometry, layout, count_include_pad)
+
+
+def _avg_pool_reduce_window(
+    x: jax.Array,
+    pool: Sizes,
+    strides: Sizes,
+    geometry: PoolGeometry,
+    layout: str,
+    count_include_pad: bool,
+) -> jax.Array:
+    """Average pooling as window sums over a static divisor (the product of one count per axis),
+    summed in at least float32 (bf16 input, bf16 output)."""
     acc = jnp.promote_types(x.dtype, jnp.float32)
     sums = lax.reduce_window(
         x.astype(acc),
