@@ -63,9 +63,11 @@ def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeom
     oneDNN's primitives take (asked once per geometry); else None.
 
     Max pooling forward + backward, float32, time against PyTorch on 2 cores (Intel Xeon, session 17,
-    ``benchmarks/pool_slices.py``; BENCHMARKS.md has the runs): 3x3/2 pad 1 on (32, 64, 112, 112) (the
-    ResNet stem) 0.43x (the slices 1.11x), (128, 192, 14, 14) 0.44x, 3x3/1 on (128, 480, 7, 7) 0.29x,
-    2x2/2 on (64, 32, 56, 56) 0.69x; on LeNet's (256, 6, 28, 28) 0.56x, though 1.33x the slices there.
+    three runs of ``benchmarks/pool_slices.py``; BENCHMARKS.md has them): 3x3/2 pad 1 on (32, 64, 112, 112)
+    (the ResNet stem) 0.42-0.45x (the slices 1.09-1.14x), on (128, 192, 14, 14) 0.42-0.54x, 3x3/1 on
+    (128, 480, 7, 7) 0.23-0.29x, 2x2/2 on (64, 32, 56, 56) 0.49-0.69x; on LeNet's (256, 6, 28, 28)
+    0.52-0.57x, though 1.13-1.52x the slices alone there (in LeNet's whole step oneDNN's is faster:
+    0.87-0.95x, interleaved).
     """
     if x.dtype != jnp.float32 or x.size == 0 or onednn.cpu_conv_backend() != "onednn":
         return None
