@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -272,43 +273,30 @@ ffi::Error AvgHandler(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out, ffi::S
   return Avg(backward, in, out, kernel, strides, pad_lo, pad_hi, channels_last, include_pad);
 }
 
-auto AvgBinding() {
-  return ffi::Ffi::Bind()
-      .Arg<ffi::AnyBuffer>()
-      .Ret<ffi::AnyBuffer>()
-      .Attr<ffi::Span<const int64_t>>("kernel")
-      .Attr<ffi::Span<const int64_t>>("strides")
-      .Attr<ffi::Span<const int64_t>>("pad_lo")
-      .Attr<ffi::Span<const int64_t>>("pad_hi")
-      .Attr<int64_t>("channels_last")
-      .Attr<int64_t>("include_pad");
+// The attributes every pooling handler takes, appended to binding `b`.
+template <typename Binding>
+auto WithPoolAttrs(Binding&& b) {
+  return std::move(b).template Attr<ffi::Span<const int64_t>>("kernel")
+      .template Attr<ffi::Span<const int64_t>>("strides")
+      .template Attr<ffi::Span<const int64_t>>("pad_lo")
+      .template Attr<ffi::Span<const int64_t>>("pad_hi")
+      .template Attr<int64_t>("channels_last");
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvMaxPoolFwd, Fwd,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<ffi::Span<const int64_t>>("kernel")
-                                  .Attr<ffi::Span<const int64_t>>("strides")
-                                  .Attr<ffi::Span<const int64_t>>("pad_lo")
-                                  .Attr<ffi::Span<const int64_t>>("pad_hi")
-                                  .Attr<int64_t>("channels_last"));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvMaxPoolBwd, Bwd,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<ffi::Span<const int64_t>>("kernel")
-                                  .Attr<ffi::Span<const int64_t>>("strides")
-                                  .Attr<ffi::Span<const int64_t>>("pad_lo")
-                                  .Attr<ffi::Span<const int64_t>>("pad_hi")
-                                  .Attr<int64_t>("channels_last"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolFwd, AvgHandler<false>, AvgBinding());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolBwd, AvgHandler<true>, AvgBinding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JconvMaxPoolFwd, Fwd,
+    WithPoolAttrs(ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JconvMaxPoolBwd, Bwd,
+    WithPoolAttrs(ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolFwd, AvgHandler<false>,
+                              WithPoolAttrs(ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>())
+                                  .Attr<int64_t>("include_pad"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolBwd, AvgHandler<true>,
+                              WithPoolAttrs(ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>())
+                                  .Attr<int64_t>("include_pad"));
 
 // 1 where oneDNN takes this geometry for `algo` (0 max, 1 average counting the padding, 2 average of
 // the input's elements): its primitives build and, for max, its workspace is uint8 in the output's

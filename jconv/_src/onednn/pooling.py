@@ -1,13 +1,14 @@
 """Max and average pooling on oneDNN (``csrc/onednn_pool.cc``): JAX primitives, their derivatives,
 ``vmap`` rules and a batch partitioning.
 
-* ``fwd(x) -> (y, ws)``: the pooled maxima and, per output, the window offset of its pick (uint8,
-  ``y``'s shape). PyTorch's semantics: the first maximum; NaN propagates (the window's last NaN).
+* ``fwd_p``: ``x -> (y, ws)``, the pooled maxima and, per output, the window offset of its pick
+  (uint8, ``y``'s shape; :func:`max_pool` returns ``y``). PyTorch's semantics: the first maximum;
+  NaN propagates (the window's last NaN).
 * ``bwd(dy, ws) -> dx``: each ``dy`` added to its pick (the input gradient), linear in ``dy``.
 * ``pick(t, ws) -> t[pick]``: the tangent of ``fwd``'s ``y``, linear in ``t``; ``bwd`` is its
   transpose and ``pick`` is ``bwd``'s, so ``grad``, ``jvp`` and higher orders compose. ``pick`` runs
   as an XLA gather (forward mode only: ``grad`` transposes it into ``bwd``).
-* ``avg(x) -> y`` and ``avg_bwd(dy) -> dx``: average pooling (the divisor counts the padding with
+* ``avg_pool(x) -> y`` and ``avg_bwd(dy) -> dx``: average pooling (the divisor counts the padding with
   ``include_pad``, else only the input's elements) and its transpose; both linear, each the other's
   transpose.
 """
@@ -35,7 +36,7 @@ from jconv._src.onednn.shapes import _spatial
 
 
 class PoolParams(NamedTuple):
-    """A max pooling's static geometry, as the kernels take it (hashable: a primitive parameter).
+    """A pooling's static geometry, as the kernels take it (hashable: a primitive parameter).
     ``pad_hi`` includes ceil mode's extra padding."""
 
     kernel: tuple[int, ...]

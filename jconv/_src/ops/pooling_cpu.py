@@ -184,14 +184,8 @@ def _max_pool_1d_jvp(a: _Axis1D, primals: tuple, tangents: tuple) -> tuple[jax.A
     return y, t_out
 
 
-def _avg_pool_impl(
-    x: jax.Array,
-    pool: Sizes,
-    strides: Sizes,
-    geometry: PoolGeometry,
-    layout: str,
-    count_include_pad: bool,
-) -> jax.Array:
+def _avg_pool_impl(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
+                   count_include_pad: bool) -> jax.Array:
     """The formulation behind average pooling: oneDNN's kernel on CPU where it takes the input
     (:func:`_avg_pool_cpu`), else :func:`_avg_pool_reduce_window`."""
     return on_cpu(lambda x: _avg_pool_cpu(x, pool, strides, geometry, layout, count_include_pad),
@@ -210,14 +204,8 @@ def _avg_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeome
     return _avg_pool_reduce_window(x, pool, strides, geometry, layout, count_include_pad)
 
 
-def _avg_pool_reduce_window(
-    x: jax.Array,
-    pool: Sizes,
-    strides: Sizes,
-    geometry: PoolGeometry,
-    layout: str,
-    count_include_pad: bool,
-) -> jax.Array:
+def _avg_pool_reduce_window(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
+                            count_include_pad: bool) -> jax.Array:
     """Average pooling as window sums over a static divisor (the product of one count per axis),
     summed in at least float32 (bf16 input, bf16 output)."""
     acc = jnp.promote_types(x.dtype, jnp.float32)
