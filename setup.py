@@ -32,6 +32,7 @@ def _extensions() -> list:
         Extension(
             "jconv._src._onednn_conv",
             ["jconv/_src/csrc/onednn_conv.cc", "jconv/_src/csrc/onednn_pool.cc"],
+            depends=["jconv/_src/csrc/onednn_common.h"],
             include_dirs=[str(ffi_include), str(dnnl_include)],
             library_dirs=[str(dnnl_lib)],
             libraries=["dnnl"],  # found at run time by loading the wheel's libdnnl.so.3 first

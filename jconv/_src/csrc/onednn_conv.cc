@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -31,6 +32,10 @@ using dnnl::memory;
 using Dims = memory::dims;
 
 namespace {
+
+using jconv::ActivationDims;
+using jconv::ActivationTag;
+using jconv::Engine;
 
 enum class Kind { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
 
@@ -40,21 +45,6 @@ struct Geometry {
   bool channels_last;
 };
 
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// An activation's logical dims from its buffer's dims (channels last: (N, spatial..., C)).
-Dims ActivationDims(ffi::Span<const int64_t> d, bool channels_last) {
-  Dims out(d.begin(), d.end());
-  if (channels_last) {
-    out[1] = d[d.size() - 1];
-    for (size_t i = 2; i < d.size(); ++i) out[i] = d[i - 1];
-  }
-  return out;
-}
-
 // (O, C / g, k...) -> (g, O / g, C / g, k...) when grouped: the same memory.
 Dims WeightDims(ffi::Span<const int64_t> d, int64_t groups) {
   Dims out(d.begin(), d.end());
@@ -63,15 +53,6 @@ Dims WeightDims(ffi::Span<const int64_t> d, int64_t groups) {
     out.insert(out.begin(), groups);
   }
   return out;
-}
-
-memory::format_tag ActivationTag(size_t rank, bool channels_last) {
-  using t = memory::format_tag;
-  switch (rank) {
-    case 3: return channels_last ? t::nwc : t::ncw;
-    case 4: return channels_last ? t::nhwc : t::nchw;
-    default: return channels_last ? t::ndhwc : t::ncdhw;
-  }
 }
 
 memory::format_tag WeightTag(size_t rank) {

@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -35,10 +36,9 @@ using Dims = memory::dims;
 
 namespace {
 
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+using jconv::ActivationDims;
+using jconv::ActivationTag;
+using jconv::Engine;
 
 // The pooling algorithms, as the Python side numbers them.
 enum class Algo { kMax = 0, kAvgIncludePad = 1, kAvgExcludePad = 2 };
@@ -58,26 +58,6 @@ dnnl::algorithm OneDnnAlgorithm(Algo a) {
   }
 }
 
-memory::format_tag Tag(size_t rank, bool channels_last) {
-  using t = memory::format_tag;
-  switch (rank) {
-    case 3: return channels_last ? t::nwc : t::ncw;
-    case 4: return channels_last ? t::nhwc : t::nchw;
-    default: return channels_last ? t::ndhwc : t::ncdhw;
-  }
-}
-
-// An activation's logical dims from its buffer's dims (channels last: (N, spatial..., C)).
-template <typename Span>
-Dims LogicalDims(const Span& d, bool channels_last) {
-  Dims out(d.begin(), d.end());
-  if (channels_last) {
-    out[1] = d[d.size() - 1];
-    for (size_t i = 2; i < d.size(); ++i) out[i] = d[i - 1];
-  }
-  return out;
-}
-
 struct Entry {
   dnnl::pooling_forward fwd;
   dnnl::pooling_backward bwd;
@@ -86,15 +66,15 @@ struct Entry {
 
 std::unique_ptr<Entry> Build(const Geometry& g) {
   const size_t r = g.src.size();
-  memory::desc src(g.src, memory::data_type::f32, Tag(r, g.channels_last));
-  memory::desc dst(g.dst, memory::data_type::f32, Tag(r, g.channels_last));
+  memory::desc src(g.src, memory::data_type::f32, ActivationTag(r, g.channels_last));
+  memory::desc dst(g.dst, memory::data_type::f32, ActivationTag(r, g.channels_last));
   const Dims dilation(g.kernel.size(), 0);
   const auto algo = OneDnnAlgorithm(g.algo);
   dnnl::pooling_forward::primitive_desc fwd(Engine(), dnnl::prop_kind::forward_training, algo, src, dst, g.strides,
                                             g.kernel, dilation, g.pad_l, g.pad_r);
   dnnl::pooling_backward::primitive_desc bwd(Engine(), algo, src, dst, g.strides, g.kernel, dilation, g.pad_l,
                                              g.pad_r, fwd);
-  const memory::desc u8_dst(g.dst, memory::data_type::u8, Tag(r, g.channels_last));
+  const memory::desc u8_dst(g.dst, memory::data_type::u8, ActivationTag(r, g.channels_last));
   if (g.algo == Algo::kMax && fwd.workspace_desc() != u8_dst)
     throw std::runtime_error("oneDNN's max pooling workspace is not uint8 in the output's layout");
   auto e = std::make_unique<Entry>();
@@ -184,8 +164,8 @@ Geometry MakeGeometry(const Span& src, const Span& dst, ffi::Span<const int64_t>
   Geometry g;
   g.algo = algo;
   g.channels_last = channels_last != 0;
-  g.src = LogicalDims(src, g.channels_last);
-  g.dst = LogicalDims(dst, g.channels_last);
+  g.src = ActivationDims(src, g.channels_last);
+  g.dst = ActivationDims(dst, g.channels_last);
   g.kernel.assign(kernel.begin(), kernel.end());
   g.strides.assign(strides.begin(), strides.end());
   g.pad_l.assign(pad_lo.begin(), pad_lo.end());
@@ -309,8 +289,8 @@ extern "C" int JconvPoolSupported(int64_t algo, int64_t spatial_rank, const int6
     Geometry g;
     g.algo = static_cast<Algo>(algo);
     g.channels_last = channels_last != 0;
-    g.src = LogicalDims(Dims(src, src + n), g.channels_last);
-    g.dst = LogicalDims(Dims(dst, dst + n), g.channels_last);
+    g.src = ActivationDims(Dims(src, src + n), g.channels_last);
+    g.dst = ActivationDims(Dims(dst, dst + n), g.channels_last);
     g.kernel.assign(kernel, kernel + r);
     g.strides.assign(strides, strides + r);
     g.pad_l.assign(pad_lo, pad_lo + r);

@@ -1,0 +1,43 @@
+// What jconv's oneDNN handlers share (onednn_conv.cc, onednn_pool.cc): the CPU engine and the
+// plain activation layouts of XLA's buffers.
+
+#ifndef JCONV_ONEDNN_COMMON_H_
+#define JCONV_ONEDNN_COMMON_H_
+
+#include <cstddef>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace jconv {
+
+// The one CPU engine of the process (a function-local static of an inline function: one instance).
+inline dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// An activation's logical oneDNN dims (N, C, spatial...) from its buffer's dims (channels last:
+// (N, spatial..., C)).
+template <typename Span>
+dnnl::memory::dims ActivationDims(const Span& d, bool channels_last) {
+  dnnl::memory::dims out(d.begin(), d.end());
+  if (channels_last) {
+    out[1] = d[d.size() - 1];
+    for (size_t i = 2; i < d.size(); ++i) out[i] = d[i - 1];
+  }
+  return out;
+}
+
+// The plain layout of an activation of `rank` logical dims.
+inline dnnl::memory::format_tag ActivationTag(size_t rank, bool channels_last) {
+  using t = dnnl::memory::format_tag;
+  switch (rank) {
+    case 3: return channels_last ? t::nwc : t::ncw;
+    case 4: return channels_last ? t::nhwc : t::nchw;
+    default: return channels_last ? t::ndhwc : t::ncdhw;
+  }
+}
+
+}  // namespace jconv
+
+#endif  // JCONV_ONEDNN_COMMON_H_
