@@ -286,16 +286,9 @@ extern "C" int JconvPoolSupported(int64_t algo, int64_t spatial_rank, const int6
                                   const int64_t* pad_hi, int64_t channels_last) {
   try {
     const size_t r = static_cast<size_t>(spatial_rank), n = r + 2;
-    Geometry g;
-    g.algo = static_cast<Algo>(algo);
-    g.channels_last = channels_last != 0;
-    g.src = ActivationDims(Dims(src, src + n), g.channels_last);
-    g.dst = ActivationDims(Dims(dst, dst + n), g.channels_last);
-    g.kernel.assign(kernel, kernel + r);
-    g.strides.assign(strides, strides + r);
-    g.pad_l.assign(pad_lo, pad_lo + r);
-    g.pad_r.assign(pad_hi, pad_hi + r);
-    Build(g);
+    using S = ffi::Span<const int64_t>;
+    Build(MakeGeometry(S(src, n), S(dst, n), S(kernel, r), S(strides, r), S(pad_lo, r), S(pad_hi, r), channels_last,
+                       static_cast<Algo>(algo)));
     return 1;
   } catch (const std::exception&) {
     return 0;

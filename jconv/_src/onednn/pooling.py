@@ -296,26 +296,16 @@ def _fwd_batch(args: tuple, dims: tuple, *, p: PoolParams) -> tuple:
     return (y.reshape((size, -1) + y.shape[1:]), ws.reshape((size, -1) + ws.shape[1:])), (0, 0)
 
 
-def _pair_batch(prim: Primitive, args: tuple, dims: tuple, **params: Any) -> tuple:
-    (a, ws), (da, dw) = args, dims
-    size = a.shape[da] if da is not None else ws.shape[dw]
+def _single_output_batch(prim: Primitive, args: tuple, dims: tuple, **params: Any) -> tuple:
+    """``vmap`` of a one-result primitive: every operand's mapped axis (broadcast where unmapped) folds
+    into N, and so does the batch of ``in_shape``."""
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
     if "in_shape" in params:
         params["in_shape"] = (size * params["in_shape"][0], *params["in_shape"][1:])
-    out = prim.bind(_fold(a, da, size), _fold(ws, dw, size), **params)
-    return out.reshape((size, -1) + out.shape[1:]), 0
-
-
-def _avg_batch(prim: Primitive, args: tuple, dims: tuple, **params: Any) -> tuple:
-    (x,), (d,) = args, dims
-    size = x.shape[d]
-    if "in_shape" in params:
-        params["in_shape"] = (size * params["in_shape"][0], *params["in_shape"][1:])
-    out = prim.bind(_fold(x, d, size), **params)
+    out = prim.bind(*(_fold(a, d, size) for a, d in zip(args, dims)), **params)
     return out.reshape((size, -1) + out.shape[1:]), 0
 
 
 batching.primitive_batchers[fwd_p] = _fwd_batch
-batching.primitive_batchers[avg_p] = functools.partial(_avg_batch, avg_p)
-batching.primitive_batchers[avg_bwd_p] = functools.partial(_avg_batch, avg_bwd_p)
-batching.primitive_batchers[pick_p] = functools.partial(_pair_batch, pick_p)
-batching.primitive_batchers[bwd_p] = functools.partial(_pair_batch, bwd_p)
+for _prim in (bwd_p, pick_p, avg_p, avg_bwd_p):
+    batching.primitive_batchers[_prim] = functools.partial(_single_output_batch, _prim)
