@@ -136,6 +136,19 @@ def test_initializers_equal_an_exact_size_draw(shape):
                                    rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("shape", [(6, 3, 3, 3), (10, 20), (4, 2, 5)])
+def test_centered_initializer_removes_each_units_mean(shape):
+    key = jax.random.key(2)
+    w, plain = nn.centered(nn.he_normal)(key, shape), np.asarray(nn.he_normal(key, shape), np.float64)
+    axes = tuple(range(1, len(shape)))
+    np.testing.assert_allclose(w, plain - plain.mean(axis=axes, keepdims=True), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(w).sum(axis=axes), 0.0, atol=1e-5)
+    assert float(jnp.std(w)) > 0.8 * float(np.std(plain))  # the spread stays
+    np.testing.assert_allclose(jax.jit(nn.centered(nn.he_normal), static_argnums=1)(key, shape), w, rtol=1e-5, atol=1e-7)
+    conv = nn.Conv2D(4, 3, weight_init=nn.centered(nn.xavier_uniform)).init(key, (1, 2, 5, 5))["weight"]
+    np.testing.assert_allclose(np.asarray(conv).sum(axis=(1, 2, 3)), 0.0, atol=1e-5)
+
+
 def test_reprs_gluon_style():
     assert repr(nn.Conv2D(1, kernel_size=(1, 2), in_channels=1)) == \
         "Conv2D(1 -> 1, kernel_size=(1, 2), stride=(1, 1))"

@@ -76,10 +76,12 @@ def _leaves(layer):
 @pytest.mark.parametrize("name", ["vgg11", "nin", "googlenet"])
 def test_relu_networks_without_batchnorm_default_to_he_init(name):
     from jconv import nn
+    from jconv._src.models import nin as nin_lib
 
     weighted = lambda net: [l for l in _leaves(net) if isinstance(l, (nn.Conv2D, nn.Dense))]  # noqa: E731
     plain = {"head_bias": None} if name == "nin" else {}  # NiN's last convolution starts at zero (below)
-    assert all(l.weight_init is nn.he_normal for l in weighted(getattr(jc.models, name)(**plain)))
+    he = nin_lib.HE_CENTERED if name == "nin" else nn.he_normal  # NiN's filters start zero-sum (below)
+    assert all(l.weight_init is he for l in weighted(getattr(jc.models, name)(**plain)))
     d2l = getattr(jc.models, name)(weight_init=nn.xavier_uniform, **plain)
     assert all(l.weight_init is nn.xavier_uniform for l in weighted(d2l))
     assert all(l.weight_init is None for l in weighted(jc.models.alexnet()))  # Xavier (d2l's) measured better
@@ -119,6 +121,36 @@ def test_nin_starts_with_every_class_alive(init):
     assert float(jnp.std(head["weight"])) == pytest.approx(0.01, rel=0.2) and np.all(head["bias"] == 1.0)
     grads = jax.jit(jax.grad(lambda p: -jnp.mean(jax.nn.log_softmax(net.apply(p, x))[:, 0])))(params)
     assert float(jnp.max(jnp.abs(grads[0][0]["weight"]))) > 0  # the first convolution learns at step 0
+
+
+def test_nin_default_init_leaves_no_channel_dead_on_digits():
+    """Every layer of NiN sees inputs >= 0 (pixels, ReLU outputs): with plain He filters some
+    channels are negative on every digit from the start; the default zero-sum filters leave none."""
+    from jconv import data, nn
+
+    x = jnp.asarray(data.load("mnist5k").x_train[:128])
+
+    def dead_channels(weight_init):
+        net = jc.models.nin(weight_init=weight_init)
+        params = jax.jit(net.init, static_argnums=1)(jax.random.key(0), (1, 1, 28, 28))
+
+        @jax.jit
+        def counts(params):
+            h, out = x, []
+            for layer, p in zip(net.layers, params):
+                if isinstance(layer, nn.Dropout):
+                    continue
+                if isinstance(layer, nn.Sequential):  # a NiN block: three ReLU convolutions
+                    for conv, cp in zip(layer.layers, p):
+                        h = conv.apply(cp, h)
+                        out.append(jnp.sum(jnp.max(h, axis=(0, 2, 3)) == 0))
+                else:
+                    h = layer.apply(p, h)
+            return jnp.stack(out)
+        return [int(c) for c in counts(params)]
+
+    assert sum(dead_channels(nn.he_normal)) > 0
+    assert dead_channels(jc.models.nin().layers[0].layers[0].weight_init) == [0] * 12
 
 
 @pytest.mark.parametrize("shape", [(7, 3, 5, 5), (10, 20), (4, 2, 3), (6, 4, 1, 2, 3)])

@@ -27,6 +27,7 @@ from jconv._src.nn.global_pooling import GlobalAvgPool3D as GlobalAvgPool3D
 from jconv._src.nn.global_pooling import GlobalMaxPool1D as GlobalMaxPool1D
 from jconv._src.nn.global_pooling import GlobalMaxPool2D as GlobalMaxPool2D
 from jconv._src.nn.global_pooling import GlobalMaxPool3D as GlobalMaxPool3D
+from jconv._src.nn.initializers import centered as centered
 from jconv._src.nn.initializers import gluon_uniform as gluon_uniform
 from jconv._src.nn.initializers import he_normal as he_normal
 from jconv._src.nn.initializers import xavier_uniform as xavier_uniform
@@ -80,6 +81,7 @@ __all__ = (
     "ResNeXtBlock",
     "Residual",
     "Sequential",
+    "centered",
     "gluon_uniform",
     "he_normal",
     "summary",

@@ -20,8 +20,12 @@ def nin_block(channels: int, kernel_size: int, strides: int, padding: int) -> nn
     )
 
 
+#: NiN's default weight initialisation: He (Kaiming) normal with each filter's mean removed (see :func:`nin`).
+HE_CENTERED = nn.centered(nn.he_normal)
+
+
 def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28),
-        weight_init: Any = nn.he_normal,
+        weight_init: Any = HE_CENTERED,
         dropout: float = 0.5, head_bias: float | None = 1.0) -> nn.Sequential:
     """NiN as d2l builds it: NiN blocks of 96, 256, 384 channels with 3x3/2 max pools, dropout,
     a last block with ``num_classes`` channels and global average pooling (no dense layer).
@@ -29,9 +33,16 @@ def nin(num_classes: int = 10, *, input_shape: tuple[int, int, int] = (1, 28, 28
     d2l's first block is 11x11 with stride 4 (224x224 input); for inputs too small for it
     (the default 1x28x28) it is 3x3, stride 1, padding 1 (28 -> 13 -> 6 -> 2).
 
-    Weights are He (Kaiming) normal by default (``weight_init=nn.he_normal``): d2l initialises
-    with Xavier uniform (``weight_init=nn.xavier_uniform``), with which this ReLU network without
-    BatchNorm stays on the ln(10) loss plateau for several epochs of mnist5k.
+    Weights are He (Kaiming) normal by default, each filter shifted to sum to zero
+    (:func:`jconv.nn.centered` of ``nn.he_normal``): d2l
+    initialises with Xavier uniform (``weight_init=nn.xavier_uniform``), with which this ReLU
+    network without BatchNorm stays on the ln(10) loss plateau for several epochs of mnist5k.
+    Why centred: every layer's inputs are ReLU outputs (or pixels), all >= 0, so a plain random
+    filter whose weights sum below zero is negative on every input, a channel dead from the start
+    (with plain He weights, 4-31 of each of the third block's 384 channels and 0-3 of the last
+    block's 10 on mnist5k); a zero-sum filter answers to deviations from the mean and none is dead.
+    On mnist5k (5 epochs, the default recipe) it lifts the first epoch's test accuracy from
+    0.63-0.73 to 0.81-0.84 (seeds 5-6) and the final one (README, "Training recipes").
 
     The class scores are the last 1x1 convolution's ReLU outputs, and its inputs are ReLU outputs
     (all >= 0) whose mean dominates their spread, so with random weights a class's score is 0 for

@@ -78,3 +78,29 @@ zeros: Initializer = jax.nn.initializers.zeros
 # fan in, gain sqrt(2)): keeps the activations' scale through deep ReLU stacks without
 # BatchNorm, where Xavier shrinks them layer by layer (VGG-11 stays on the ln(10) plateau).
 he_normal: Initializer = variance_scaling(2.0, "fan_in", "normal")
+
+
+def centered(init: Initializer) -> Initializer:
+    """``init`` with each output unit's weights shifted to sum to zero: the mean over every axis
+    but the first (OIHW: each filter's mean over input channels and window; ``(units, in_units)``:
+    each unit's mean over its inputs) is subtracted, the spread is kept.
+
+    Why: a ReLU layer's inputs are ReLU outputs (all >= 0), whose mean dominates their spread, so
+    with plain random weights a unit whose weights sum to a negative number is below zero for every
+    input (dead from the start: with He weights 12-31 of the 384 channels of NiN's third block,
+    and 0-3 of the 10 of its last block, on mnist5k). A zero-sum filter answers only to deviations
+    from that mean: about half of its outputs are positive, whatever the input's mean. It is the
+    initial point of weight standardisation (Qiao et al., 2019), without the reparametrisation.
+
+    Example:
+      >>> import jax, jconv.nn as nn
+      >>> w = nn.centered(nn.he_normal)(jax.random.key(0), (4, 3, 3, 3))
+      >>> bool(abs(w.sum(axis=(1, 2, 3))).max() < 1e-5)
+      True
+    """
+
+    def centered_init(key: jax.Array, shape: Shape, dtype: Any = jnp.float32) -> jax.Array:
+        w = init(key, shape, dtype)
+        return w - jnp.mean(w, axis=tuple(range(1, len(shape))), keepdims=True) if len(shape) > 1 else w
+
+    return centered_init
