@@ -84,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="L2 weight decay (SGD), decoupled (AdamW); the recipe's where it sets one (default: 0.0)")
     t.add_argument("--init", choices=list(INITS), default=None,
                    help="weight initialisation of AlexNet, VGG, NiN and GoogLeNet (default: the builder's, "
-                   "He for VGG/NiN/GoogLeNet, Xavier for the rest; d2l's recipe: xavier, which for NiN "
-                   "also keeps d2l's zero-bias last convolution)")
+                   "He for VGG/GoogLeNet, He with zero-sum filters for NiN, Xavier for the rest; d2l's "
+                   "recipe: xavier, which for NiN also keeps d2l's zero-bias last convolution)")
     t.add_argument("--resize", type=int, default=None, metavar="N",
                    help="resize the images to NxN on the device (jax.image.resize), as d2l does (224 for "
                    "AlexNet/VGG/NiN, 96 for the rest)")
