@@ -85,12 +85,13 @@ def centered(init: Initializer) -> Initializer:
     but the first (OIHW: each filter's mean over input channels and window; ``(units, in_units)``:
     each unit's mean over its inputs) is subtracted, the spread is kept.
 
-    Why: a ReLU layer's inputs are ReLU outputs (all >= 0), whose mean dominates their spread, so
-    with plain random weights a unit whose weights sum to a negative number is below zero for every
-    input (dead from the start: with He weights 12-31 of the 384 channels of NiN's third block,
-    and 0-3 of the 10 of its last block, on mnist5k). A zero-sum filter answers only to deviations
-    from that mean: about half of its outputs are positive, whatever the input's mean. It is the
-    initial point of weight standardisation (Qiao et al., 2019), without the reparametrisation.
+    Why: a ReLU layer's inputs are ReLU outputs (all >= 0), whose mean can dominate their spread,
+    so with plain random weights a unit whose weights sum well below zero is negative for every
+    input, dead from the start (with He weights, 4-31 of each of the 384-channel layers of NiN's
+    third block and 0-3 of the 10 of its last block's, on mnist5k). A zero-sum filter answers
+    only to deviations from the mean: about half of its outputs are positive, whatever the input's
+    mean. It is where weight standardisation (Qiao et al., 2019) starts, without the
+    reparametrisation; the weights' variance shrinks only by ``1 - 1/fan_in``.
 
     Example:
       >>> import jax, jconv.nn as nn
