@@ -83,7 +83,8 @@ he_normal: Initializer = variance_scaling(2.0, "fan_in", "normal")
 def centered(init: Initializer) -> Initializer:
     """``init`` with each output unit's weights shifted to sum to zero: the mean over every axis
     but the first (OIHW: each filter's mean over input channels and window; ``(units, in_units)``:
-    each unit's mean over its inputs) is subtracted, the spread is kept.
+    each unit's mean over its inputs) is subtracted, the spread is kept. A 1-D shape (one unit) is
+    returned as ``init`` draws it.
 
     Why: a ReLU layer's inputs are ReLU outputs (all >= 0), whose mean can dominate their spread,
     so with plain random weights a unit whose weights sum well below zero is negative for every
