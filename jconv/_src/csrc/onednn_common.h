@@ -5,6 +5,7 @@
 #define JCONV_ONEDNN_COMMON_H_
 
 #include <cstddef>
+#include <mutex>
 
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -14,6 +15,14 @@ namespace jconv {
 inline dnnl::engine& Engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
+}
+
+// Held while a primitive runs. XLA:CPU runs independent custom calls at once on its own threads, and
+// each oneDNN primitive already spreads over every core with OpenMP: two at once contend for the
+// cores and both run slower (measured: ResNet-18's step lost 35 ms a step to overlapping calls).
+inline std::mutex& ExecMutex() {
+  static std::mutex mutex;
+  return mutex;
 }
 
 // An activation's logical oneDNN dims (N, C, spatial...) from its buffer's dims (channels last:

@@ -43,6 +43,7 @@ struct Geometry {
   Dims src, wei, dst;                   // logical oneDNN dims (N, C, spatial...), ([G,] O, I, k...)
   Dims strides, dilates, pad_l, pad_r;  // dilates: oneDNN counts the gaps (dilation - 1)
   bool channels_last;
+  int64_t blocked;                      // 0: plain buffers; b: activations in oneDNN's nC...b layout
 };
 
 // (O, C / g, k...) -> (g, O / g, C / g, k...) when grouped: the same memory.
@@ -62,6 +63,23 @@ memory::format_tag WeightTag(size_t rank) {
     case 4: return t::oihw;
     default: return t::oidhw;
   }
+}
+
+// oneDNN's blocked activation layout (N, C / b, spatial..., b) for b = 8 or 16.
+memory::format_tag BlockedTag(size_t rank, int64_t b) {
+  using t = memory::format_tag;
+  switch (rank) {
+    case 3: return b == 8 ? t::nCw8c : t::nCw16c;
+    case 4: return b == 8 ? t::nChw8c : t::nChw16c;
+    default: return b == 8 ? t::nCdhw8c : t::nCdhw16c;
+  }
+}
+
+// The logical dims (N, C, spatial...) of a blocked buffer (N, C / b, spatial..., b).
+Dims BlockedDims(ffi::Span<const int64_t> d) {
+  Dims out(d.begin(), d.end() - 1);
+  out[1] *= d[d.size() - 1];
+  return out;
 }
 
 memory::format_tag GroupedWeightTag(size_t rank) {
@@ -139,7 +157,8 @@ struct Entry {
 };
 
 std::string Key(Kind kind, const Geometry& g) {
-  std::string key = std::to_string(static_cast<int>(kind)) + (g.channels_last ? "L" : "F");
+  std::string key = std::to_string(static_cast<int>(kind)) + (g.channels_last ? "L" : "F") +
+                    std::to_string(g.blocked);
   for (const Dims* d : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r}) {
     key += '|';
     for (auto v : *d) key += std::to_string(v) + ',';
@@ -147,49 +166,59 @@ std::string Key(Kind kind, const Geometry& g) {
   return key;
 }
 
+// The three terms' primitive descriptors for activations described by `src` and `dst` (weights: any).
+struct Terms {
+  dnnl::convolution_forward::primitive_desc fwd;
+  dnnl::convolution_backward_data::primitive_desc data;
+  dnnl::convolution_backward_weights::primitive_desc weights;
+
+  Terms(const Geometry& g, const memory::desc& src, const memory::desc& dst) {
+    const memory::desc wei(g.wei, memory::data_type::f32, memory::format_tag::any);
+    const auto algo = dnnl::algorithm::convolution_direct;
+    fwd = dnnl::convolution_forward::primitive_desc(Engine(), dnnl::prop_kind::forward_training, algo, src, wei, dst,
+                                                    g.strides, g.dilates, g.pad_l, g.pad_r);
+    data = dnnl::convolution_backward_data::primitive_desc(Engine(), algo, src, wei, dst, g.strides, g.dilates,
+                                                           g.pad_l, g.pad_r, fwd);
+    weights = dnnl::convolution_backward_weights::primitive_desc(Engine(), algo, src, wei, dst, g.strides, g.dilates,
+                                                                 g.pad_l, g.pad_r, fwd);
+  }
+};
+
 std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
-  auto& eng = Engine();
   const auto f32 = memory::data_type::f32;
   const size_t r = g.src.size();
   const bool grouped = g.wei.size() == r + 1;
-  memory::desc src_user(g.src, f32, ActivationTag(r, g.channels_last));
-  memory::desc dst_user(g.dst, f32, ActivationTag(r, g.channels_last));
+  const auto act_tag = g.blocked ? BlockedTag(r, g.blocked) : ActivationTag(r, g.channels_last);
+  memory::desc src_user(g.src, f32, act_tag);
+  memory::desc dst_user(g.dst, f32, act_tag);
   memory::desc wei_user(g.wei, f32, grouped ? GroupedWeightTag(g.wei.size()) : WeightTag(g.wei.size()));
-  memory::desc src_any(g.src, f32, memory::format_tag::any);
-  memory::desc dst_any(g.dst, f32, memory::format_tag::any);
-  memory::desc wei_any(g.wei, f32, memory::format_tag::any);
-  const auto algo = dnnl::algorithm::convolution_direct;
-  dnnl::convolution_forward::primitive_desc fwd(eng, dnnl::prop_kind::forward_training, algo, src_any, wei_any,
-                                                dst_any, g.strides, g.dilates, g.pad_l, g.pad_r);
+  // Blocked activations are already in the primitive's format (JconvConvBlock): no reorder in or out.
+  const auto any = memory::format_tag::any;
+  const Terms t(g, g.blocked ? src_user : memory::desc(g.src, f32, any),
+                g.blocked ? dst_user : memory::desc(g.dst, f32, any));
   auto e = std::make_unique<Entry>();
   switch (kind) {
     case Kind::kFwd:
-      e->prim = dnnl::convolution_forward(fwd);
-      e->a.Init(src_user, fwd.src_desc(), true);
-      e->b.Init(wei_user, fwd.weights_desc(), true);
-      e->out.Init(dst_user, fwd.dst_desc(), false);
+      e->prim = dnnl::convolution_forward(t.fwd);
+      e->a.Init(src_user, t.fwd.src_desc(), true);
+      e->b.Init(wei_user, t.fwd.weights_desc(), true);
+      e->out.Init(dst_user, t.fwd.dst_desc(), false);
       e->arg_a = DNNL_ARG_SRC, e->arg_b = DNNL_ARG_WEIGHTS, e->arg_out = DNNL_ARG_DST;
       break;
-    case Kind::kBwdData: {
-      dnnl::convolution_backward_data::primitive_desc pd(eng, algo, src_any, wei_any, dst_any, g.strides, g.dilates,
-                                                         g.pad_l, g.pad_r, fwd);
-      e->prim = dnnl::convolution_backward_data(pd);
-      e->a.Init(dst_user, pd.diff_dst_desc(), true);
-      e->b.Init(wei_user, pd.weights_desc(), true);
-      e->out.Init(src_user, pd.diff_src_desc(), false);
+    case Kind::kBwdData:
+      e->prim = dnnl::convolution_backward_data(t.data);
+      e->a.Init(dst_user, t.data.diff_dst_desc(), true);
+      e->b.Init(wei_user, t.data.weights_desc(), true);
+      e->out.Init(src_user, t.data.diff_src_desc(), false);
       e->arg_a = DNNL_ARG_DIFF_DST, e->arg_b = DNNL_ARG_WEIGHTS, e->arg_out = DNNL_ARG_DIFF_SRC;
       break;
-    }
-    case Kind::kBwdWeights: {
-      dnnl::convolution_backward_weights::primitive_desc pd(eng, algo, src_any, wei_any, dst_any, g.strides,
-                                                            g.dilates, g.pad_l, g.pad_r, fwd);
-      e->prim = dnnl::convolution_backward_weights(pd);
-      e->a.Init(src_user, pd.src_desc(), true);
-      e->b.Init(dst_user, pd.diff_dst_desc(), true);
-      e->out.Init(wei_user, pd.diff_weights_desc(), false);
+    case Kind::kBwdWeights:
+      e->prim = dnnl::convolution_backward_weights(t.weights);
+      e->a.Init(src_user, t.weights.src_desc(), true);
+      e->b.Init(dst_user, t.weights.diff_dst_desc(), true);
+      e->out.Init(wei_user, t.weights.diff_weights_desc(), false);
       e->arg_a = DNNL_ARG_SRC, e->arg_b = DNNL_ARG_DIFF_DST, e->arg_out = DNNL_ARG_DIFF_WEIGHTS;
       break;
-    }
   }
   return e;
 }
@@ -209,27 +238,29 @@ Entry& Cached(Kind kind, const Geometry& g) {
 ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                ffi::Span<const int64_t> strides, ffi::Span<const int64_t> dilation,
                ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi, int64_t groups,
-               int64_t channels_last) {
+               int64_t channels_last, int64_t blocked) {
   if (a.element_type() != ffi::F32 || b.element_type() != ffi::F32 || out->element_type() != ffi::F32)
     return ffi::Error::InvalidArgument("jconv oneDNN convolution: float32 only");
   try {
     Geometry g;
     g.channels_last = channels_last != 0;
+    g.blocked = blocked;
     auto a_dims = a.dimensions(), b_dims = b.dimensions(), o_dims = out->dimensions();
+    auto act = [&](ffi::Span<const int64_t> d) { return blocked ? BlockedDims(d) : ActivationDims(d, g.channels_last); };
     switch (kind) {  // (src, wei, dst) from (a, b, out)
       case Kind::kFwd:
-        g.src = ActivationDims(a_dims, g.channels_last);
+        g.src = act(a_dims);
         g.wei = WeightDims(b_dims, groups);
-        g.dst = ActivationDims(o_dims, g.channels_last);
+        g.dst = act(o_dims);
         break;
       case Kind::kBwdData:
-        g.dst = ActivationDims(a_dims, g.channels_last);
+        g.dst = act(a_dims);
         g.wei = WeightDims(b_dims, groups);
-        g.src = ActivationDims(o_dims, g.channels_last);
+        g.src = act(o_dims);
         break;
       case Kind::kBwdWeights:
-        g.src = ActivationDims(a_dims, g.channels_last);
-        g.dst = ActivationDims(b_dims, g.channels_last);
+        g.src = act(a_dims);
+        g.dst = act(b_dims);
         g.wei = WeightDims(o_dims, groups);
         break;
     }
@@ -241,6 +272,7 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     thread_local dnnl::stream stream(Engine());
     thread_local Scratch scratch[3];
     Entry& e = Cached(kind, g);
+    std::lock_guard<std::mutex> lock(jconv::ExecMutex());
     memory ma = e.a.In(a.untyped_data(), scratch[0], stream);
     memory mb = e.b.In(b.untyped_data(), scratch[1], stream);
     memory mo = e.out.Out(out->untyped_data(), scratch[2]);
@@ -257,8 +289,8 @@ template <Kind kind>
 ffi::Error Handler(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::AnyBuffer> out,
                    ffi::Span<const int64_t> strides, ffi::Span<const int64_t> dilation,
                    ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi, int64_t groups,
-                   int64_t channels_last) {
-  return Run(kind, a, b, out, strides, dilation, pad_lo, pad_hi, groups, channels_last);
+                   int64_t channels_last, int64_t blocked) {
+  return Run(kind, a, b, out, strides, dilation, pad_lo, pad_hi, groups, channels_last, blocked);
 }
 
 auto Binding() {
@@ -271,7 +303,8 @@ auto Binding() {
       .Attr<ffi::Span<const int64_t>>("pad_lo")
       .Attr<ffi::Span<const int64_t>>("pad_hi")
       .Attr<int64_t>("groups")
-      .Attr<int64_t>("channels_last");
+      .Attr<int64_t>("channels_last")
+      .Attr<int64_t>("blocked");
 }
 
 }  // namespace
@@ -279,3 +312,41 @@ auto Binding() {
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvFwd, Handler<Kind::kFwd>, Binding());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvBwdData, Handler<Kind::kBwdData>, Binding());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvBwdWeights, Handler<Kind::kBwdWeights>, Binding());
+
+// The channel block b (16 or 8) where a convolution may run on blocked activations: for every term
+// (forward, input gradient, weight gradient), oneDNN left to choose (format_tag::any) picks the
+// nC..b layout for both activations, and given that layout picks the same kernel. 0 otherwise (plain
+// buffers, reordered in the call). Logical dims: src (N, C, s...), wei ([G,] O, I, k...), dst;
+// `rank` = len(src), `wei_rank` = len(wei); strides, dilation (1 = dense), pads per spatial axis.
+extern "C" int64_t JconvConvBlock(int64_t rank, const int64_t* src, int64_t wei_rank, const int64_t* wei,
+                                  const int64_t* dst, const int64_t* strides, const int64_t* dilation,
+                                  const int64_t* pad_lo, const int64_t* pad_hi) {
+  try {
+    const int64_t r = rank - 2;
+    Geometry g;
+    g.src.assign(src, src + rank);
+    g.wei.assign(wei, wei + wei_rank);
+    g.dst.assign(dst, dst + rank);
+    g.strides.assign(strides, strides + r);
+    for (int64_t i = 0; i < r; ++i) g.dilates.push_back(dilation[i] - 1);
+    g.pad_l.assign(pad_lo, pad_lo + r);
+    g.pad_r.assign(pad_hi, pad_hi + r);
+    g.channels_last = false;
+    const auto f32 = memory::data_type::f32;
+    const auto any = memory::format_tag::any;
+    const Terms chosen(g, memory::desc(g.src, f32, any), memory::desc(g.dst, f32, any));
+    for (int64_t b : {16, 8}) {
+      const memory::desc s(g.src, f32, BlockedTag(rank, b)), d(g.dst, f32, BlockedTag(rank, b));
+      if (chosen.fwd.src_desc() != s || chosen.fwd.dst_desc() != d || chosen.data.diff_src_desc() != s ||
+          chosen.data.diff_dst_desc() != d || chosen.weights.src_desc() != s || chosen.weights.diff_dst_desc() != d)
+        continue;
+      const Terms blocked(g, s, d);
+      const bool same = blocked.fwd.impl_info_str() == chosen.fwd.impl_info_str() &&
+                        blocked.data.impl_info_str() == chosen.data.impl_info_str() &&
+                        blocked.weights.impl_info_str() == chosen.weights.impl_info_str();
+      return same ? b : 0;
+    }
+  } catch (...) {
+  }
+  return 0;
+}

@@ -188,6 +188,7 @@ ffi::Error Fwd(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi:
     }
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
+    std::lock_guard<std::mutex> lock(jconv::ExecMutex());
     memory mx(e.src, Engine(), x.untyped_data()), my(e.dst, Engine(), y->untyped_data());
     memory mw(e.ws, Engine(), ws->untyped_data());
     e.fwd.execute(stream, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DST, my}, {DNNL_ARG_WORKSPACE, mw}});
@@ -208,6 +209,7 @@ ffi::Error Bwd(ffi::AnyBuffer dy, ffi::AnyBuffer ws, ffi::Result<ffi::AnyBuffer>
                               Algo::kMax);
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
+    std::lock_guard<std::mutex> lock(jconv::ExecMutex());
     memory mdy(e.dst, Engine(), dy.untyped_data()), mdx(e.src, Engine(), dx->untyped_data());
     memory mw(e.ws, Engine(), ws.untyped_data());
     e.bwd.execute(stream, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_SRC, mdx}, {DNNL_ARG_WORKSPACE, mw}});
@@ -232,6 +234,7 @@ ffi::Error Avg(bool backward, ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out
                                          channels_last, algo);
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
+    std::lock_guard<std::mutex> lock(jconv::ExecMutex());
     if (backward) {
       memory mdy(e.dst, Engine(), in.untyped_data()), mdx(e.src, Engine(), out->untyped_data());
       e.bwd.execute(stream, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_SRC, mdx}});

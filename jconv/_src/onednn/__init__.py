@@ -27,6 +27,7 @@ threads for the cores: ``OMP_WAIT_POLICY=PASSIVE`` is set, unless the user set i
 
 from jconv._src.onednn import batching as batching  # registers the vmap rules
 from jconv._src.onednn.backend import BACKENDS as BACKENDS
+from jconv._src.onednn.backend import conv_block as conv_block
 from jconv._src.onednn.backend import ENV_VAR as ENV_VAR
 from jconv._src.onednn.backend import cpu_conv_backend as cpu_conv_backend
 from jconv._src.onednn.backend import describe as describe
@@ -35,3 +36,5 @@ from jconv._src.onednn.primitives import bwd_data as bwd_data
 from jconv._src.onednn.primitives import bwd_weights as bwd_weights
 from jconv._src.onednn.primitives import fwd as fwd
 from jconv._src.onednn.shapes import Params as Params
+from jconv._src.onednn.shapes import from_blocked as from_blocked
+from jconv._src.onednn.shapes import to_blocked as to_blocked

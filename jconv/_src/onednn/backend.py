@@ -103,6 +103,23 @@ def cpu_conv_backend() -> str:
     return "onednn" if lib.lib is not None else "xla"
 
 
+@functools.cache
+def conv_block(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...], strides: tuple[int, ...],
+               dilation: tuple[int, ...], pad_lo: tuple[int, ...], pad_hi: tuple[int, ...]) -> int:
+    """The channel block ``b`` (16 with AVX-512, 8 with AVX2) where a convolution of these logical
+    oneDNN dims (``src`` ``(N, C, *s)``, ``wei`` ``([G,] O, I, *k)``, ``dst``) runs the same kernels on
+    blocked ``(N, C // b, *s, b)`` activations as on plain ones, without their reorders; 0 where
+    oneDNN would pick another layout or kernel, or the extension is unavailable."""
+    lib = _library().lib
+    if lib is None:
+        return 0
+    arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
+    fn = lib.JconvConvBlock
+    fn.restype = ctypes.c_int64
+    return int(fn(ctypes.c_int64(len(src)), arr(src), ctypes.c_int64(len(wei)), arr(wei), arr(dst), arr(strides),
+                  arr(dilation), arr(pad_lo), arr(pad_hi)))
+
+
 def describe() -> str:
     """One line for logs: the CPU convolution backend and why."""
     backend = cpu_conv_backend()

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.interpreters import batching
 
 from jconv._src.onednn.primitives import _PRIMS
-from jconv._src.onednn.shapes import Params
+from jconv._src.onednn.shapes import Params, from_blocked, to_blocked
 
 # Batching: the primitives take a batch axis N already; a vmapped axis on the activation-like
 # operand alone (x for fwd, dy for bwd_data) folds into it. Anything else (a vmapped weight, or
@@ -54,12 +54,22 @@ def _batch_rule(kind: str, args: tuple, dims: tuple, *, p: Params, **extra: Any)
         a = jnp.moveaxis(a, da, 0)
         out = prim.bind(a.reshape((-1,) + a.shape[2:]), b, p=p, **extra)
         return out.reshape(a.shape[:2] + out.shape[1:]), 0
+    if p.blocked:  # the group folding below is for plain layouts: unblock, batch, reblock
+        return jax.vmap(functools.partial(_unblocked, kind, p, extra), in_axes=(da, db))(a, b), 0
     size = a.shape[da] if da is not None else b.shape[db]
     a, b = (batching.bdim_at_front(v, d, size) for v, d in ((a, da), (b, db)))
     wa, wb, wout = _WEIGHT_ARGS[kind]
     grouped = p._replace(groups=p.groups * size)
     out = prim.bind(_to_groups(a, wa, p.channels_last), _to_groups(b, wb, p.channels_last), p=grouped, **extra)
     return _from_groups(out, size, wout, p.channels_last), 0
+
+
+def _unblocked(kind: str, p: Params, extra: dict, a: jax.Array, b: jax.Array) -> jax.Array:
+    """A blocked call as the plain one between :func:`from_blocked` and :func:`to_blocked`."""
+    wa, wb, wout = _WEIGHT_ARGS[kind]
+    a, b = (v if weight else from_blocked(v) for v, weight in ((a, wa), (b, wb)))
+    out = _PRIMS[kind].bind(a, b, p=p._replace(blocked=0), **extra)
+    return out if wout else to_blocked(out, p.blocked)
 
 
 for _kind, _prim in _PRIMS.items():

@@ -27,7 +27,7 @@ def _ffi(kind: str, p: Params, a: jax.Array, b: jax.Array, **extra: Any) -> jax.
     return jax.ffi.ffi_call(f"jconv_onednn_{kind}", out)(
         a, b, strides=np.array(p.strides, np.int64), dilation=np.array(p.dilation, np.int64),
         pad_lo=np.array(p.pad_lo, np.int64), pad_hi=np.array(p.pad_hi, np.int64), groups=np.int64(p.groups),
-        channels_last=np.int64(p.channels_last))
+        channels_last=np.int64(p.channels_last), blocked=np.int64(p.blocked))
 
 
 def _batch_axes(sharding: Any) -> Any:
@@ -70,8 +70,11 @@ def _sharding_rule(kind: str, p: Params, extra: tuple, mesh: Any, operand_types:
     every other factor is replicated."""
     r = len(p.strides)
     sp = lambda c: [f"{c}{i}" for i in range(r)]  # noqa: E731
-    x = ["n", *sp("h"), "c"] if p.channels_last else ["n", "c", *sp("h")]
-    y = ["n", *sp("p"), "o"] if p.channels_last else ["n", "o", *sp("p")]
+    if p.blocked:
+        x, y = ["n", "c", *sp("h"), "cb"], ["n", "o", *sp("p"), "ob"]
+    else:
+        x = ["n", *sp("h"), "c"] if p.channels_last else ["n", "c", *sp("h")]
+        y = ["n", *sp("p"), "o"] if p.channels_last else ["n", "o", *sp("p")]
     w = ["o", "i", *sp("k")]
     ops = {"fwd": (x, w, y), "bwd_data": (y, w, x), "bwd_weights": (x, y, w)}[kind]
     rule = f"{' '.join(ops[0])}, {' '.join(ops[1])} -> {' '.join(ops[2])}"

@@ -91,7 +91,7 @@ def _zero_or(ct: Any, aval: Any, f: Callable[[], jax.Array]) -> Any:
 
 ad.defbilinear(
     fwd_p,
-    lambda ct, x, w, *, p: _zero_or(ct, x.aval, lambda: bwd_data(ct, w, p, _spatial(x.aval.shape, p.channels_last))),
+    lambda ct, x, w, *, p: _zero_or(ct, x.aval, lambda: bwd_data(ct, w, p, _spatial(x.aval.shape, p.channels_last, p.blocked))),
     lambda ct, x, w, *, p: _zero_or(ct, w.aval, lambda: bwd_weights(x, ct, p, w.aval.shape[2:])),
 )
 
@@ -106,6 +106,6 @@ ad.defbilinear(
 ad.defbilinear(
     bwd_weights_p,
     lambda ct, x, dy, *, p, kernel: _zero_or(
-        ct, x.aval, lambda: bwd_data(dy, ct, p, _spatial(x.aval.shape, p.channels_last))),
+        ct, x.aval, lambda: bwd_data(dy, ct, p, _spatial(x.aval.shape, p.channels_last, p.blocked))),
     lambda ct, x, dy, *, p, kernel: _zero_or(ct, dy.aval, lambda: fwd(x, ct, p)),
 )

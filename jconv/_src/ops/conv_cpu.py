@@ -14,6 +14,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jconv._src import checks, onednn
+from jconv._src.onednn.shapes import _fwd_shape
 from jconv._src.ops.geometry import ConvGeometry, _ConvSpec
 from jconv._src.platform import on_cpu
 
@@ -61,7 +62,25 @@ def _on_onednn(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
     """oneDNN's convolution on CPU (XLA's on other platforms); its derivatives of every order
     are oneDNN's input- and weight-gradient kernels (:mod:`jconv._src.onednn`)."""
     p = _onednn_params(spec, groups)
-    return on_cpu(lambda x, w: onednn.fwd(x, w, p), lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
+    b = _block(x, weight, p)
+    if b:  # on oneDNN's blocked layout: XLA cancels these transposes against the neighbours'
+        p = p._replace(blocked=b)
+        cpu = lambda x, w: onednn.from_blocked(onednn.fwd(onednn.to_blocked(x, b), w, p))  # noqa: E731
+    else:
+        cpu = lambda x, w: onednn.fwd(x, w, p)  # noqa: E731
+    return on_cpu(cpu, lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
+
+
+def _block(x: jax.Array, weight: jax.Array, p: onednn.Params) -> int:
+    """The channel block of oneDNN's blocked activation layout where a channels-first convolution
+    runs on it with the kernels it would run anyway (:func:`onednn.conv_block`), else 0."""
+    if p.channels_last:
+        return 0
+    o, i, *k = weight.shape
+    wei = (p.groups, o // p.groups, i, *k) if p.groups > 1 else weight.shape
+    dst = _fwd_shape(x.shape, weight.shape, p)
+    b = onednn.conv_block(x.shape, tuple(wei), dst, p.strides, p.dilation, p.pad_lo, p.pad_hi)
+    return b if b and x.shape[1] % b == 0 and o % b == 0 else 0  # oneDNN would pad the channels
 
 
 def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
