@@ -3,6 +3,7 @@
 The functional ops live flat at the top level (``import jconv as jc``); layers in ``jconv.nn``.
 """
 
+from jconv._src import host_memory as _host_memory  # noqa: F401  first: tunes malloc before JAX starts its threads
 from jconv._src.ops.conv import conv2d as conv2d
 from jconv._src.ops.conv import conv as conv
 from jconv._src.ops.conv import conv1d as conv1d
