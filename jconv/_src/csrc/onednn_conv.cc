@@ -6,13 +6,15 @@
 //   JconvConvBwdData    (dy, w) -> dx   input gradient (= the transposed convolution)
 //   JconvConvBwdWeights (x, dy) -> dw   weight gradient
 // Attributes: strides, dilation (1 = dense), pad_lo, pad_hi (per spatial axis), groups,
-// channels_last (0 / 1).
+// channels_last (0 / 1), blocked (0, or b: the activations are oneDNN's blocked (N, C / b, *s, b)).
 //
 // The primitives run on oneDNN's own (blocked) memory formats (format_tag::any): the plain
-// NCHW / NHWC ones were several times slower. XLA's buffers are reordered in and out. A
-// primitive and its reorders are built once per geometry and thread (thread_local caches: XLA
-// may run several custom calls at once, each on its own thread); the blocked copies live in
-// per-thread scratch buffers.
+// NCHW / NHWC ones were several times slower. Plain buffers are reordered in and out; blocked ones
+// are already in the primitive's format, and JconvConvBlock (C) tells the Python side where oneDNN
+// would pick that format and the same kernel, so that XLA can keep activations blocked between
+// calls. A primitive and its reorders are built once per geometry and thread (thread_local caches:
+// XLA may run several custom calls at once, each on its own thread); the blocked copies live in
+// per-thread scratch buffers. One primitive runs at a time (ExecMutex): each already uses every core.
 
 #include <cstdint>
 #include <cstdlib>

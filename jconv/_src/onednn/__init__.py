@@ -9,6 +9,11 @@ loads it and wraps the handlers in three JAX primitives, one per term:
   and the transpose of each is another of the three, so ``grad``, ``jvp``, ``hessian``, ... of any
   order stay on oneDNN; ``vmap`` folds a mapped batch into ``N``, and mapped weights (per-example
   gradients included) into the groups: still one kernel call.
+* Blocked activations: where oneDNN would run a convolution on its blocked ``nC..b`` layout anyway
+  (:func:`conv_block`: 16 channels a block with AVX-512, 8 with AVX2, channels a multiple of it),
+  the call takes and returns ``(N, C // b, *s, b)`` arrays (:func:`to_blocked`) instead of reordering
+  NCHW buffers in and out; the transposes around it cancel between consecutive convolutions, or fuse
+  into the elementwise work between them (BatchNorm, ReLU, residual adds).
 * The CPU lowering is a ``custom_partitioning`` call: under ``jit`` with a batch sharded over a
   mesh, each device convolves its shard (the weight gradient is then summed with ``psum``)
   instead of gathering the batch around the custom call.
