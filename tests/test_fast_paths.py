@@ -222,13 +222,17 @@ def _lowered(f, platform, *args):
 
 
 def test_a_1x1_convolution_is_formulated_by_its_output_map():
-    """Per-example matmuls on 28x28 and larger maps (while their weight products stay bounded),
-    oneDNN from 12x12 where it applies, one matmul over the batch below (conv_cpu's table)."""
+    """Per-example matmuls on 28x28 and larger maps (while their weight products stay bounded) unless
+    oneDNN takes them blocked, oneDNN from 12x12 where it applies, one matmul over the batch below
+    (conv_cpu's table)."""
     form = conv_cpu._formulation_1x1
     assert form((28, 28), True, True) == form((56, 56), True, False) == "per-example"
     assert form((28, 28), False, True) == form((13, 13), True, True) == form((12, 12), True, True) == "onednn"
     assert form((28, 28), False, False) == form((13, 13), True, False) == "matmul"
     assert form((11, 13), True, True) == form((7, 7), True, True) == form((1, 1), True, True) == "matmul"
+    # on blocked activations oneDNN takes the large maps too; small ones stay one matmul
+    assert form((28, 28), True, True, True) == form((56, 56), True, True, True) == "onednn"
+    assert form((7, 7), True, True, True) == "matmul"
 
 
 @pytest.mark.parametrize("platform", ["cuda", "rocm", "tpu"])
