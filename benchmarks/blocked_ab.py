@@ -1,10 +1,11 @@
 """jconv's train step with and without blocked oneDNN activations, beside PyTorch's, in one process.
 
-The same network's step is built twice, once with ``onednn.conv_block`` answering 0 (every oneDNN
-convolution on plain NCHW buffers, reordered in each call), and timed in interleaved rounds with the
-PyTorch step of ``benchmarks/models.py``; medians and ratios to PyTorch. ``--modes`` adds
-``no-per-example`` (blocked, and 1x1 convolutions on 28x28+ maps on oneDNN even where they would not
-run blocked).
+The same network's step is built once per mode and timed in interleaved rounds with the PyTorch step
+of ``benchmarks/models.py``; medians and ratios to PyTorch. Modes: ``plain`` (``onednn.conv_block``
+and ``onednn.activation_block`` answering 0: every oneDNN convolution and pooling on NCHW buffers,
+reordered in each call), ``plain-pools`` (blocked convolutions, plain pooling), ``blocked`` (as
+jconv runs), ``no-per-example`` (blocked, and 1x1 convolutions on 28x28+ maps on oneDNN even where
+they would not run blocked).
 
   python benchmarks/blocked_ab.py --models resnet18 nin --rounds 10
   JCONV_MALLOC=system python benchmarks/blocked_ab.py --models resnet18   # glibc's malloc defaults
@@ -27,21 +28,24 @@ from jconv._src.ops import conv_cpu  # noqa: E402
 
 
 def build(name: str, mode: str, batch: int):
-    block, per_example = onednn.conv_block, conv_cpu._PER_EXAMPLE_1X1_POSITIONS
+    block, pool_block, per_example = onednn.conv_block, onednn.activation_block, conv_cpu._PER_EXAMPLE_1X1_POSITIONS
     try:
         if mode == "plain":
             onednn.conv_block = lambda *a: 0
+        if mode in ("plain", "plain-pools"):
+            onednn.activation_block = lambda: 0
         if mode == "no-per-example":
             conv_cpu._PER_EXAMPLE_1X1_POSITIONS = 10**9
         return jconv_step(name, batch)[0]  # traced and compiled here, under the mode
     finally:
-        onednn.conv_block, conv_cpu._PER_EXAMPLE_1X1_POSITIONS = block, per_example
+        onednn.conv_block, onednn.activation_block = block, pool_block
+        conv_cpu._PER_EXAMPLE_1X1_POSITIONS = per_example
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["resnet18"], choices=sorted(MODELS))
-    p.add_argument("--modes", nargs="+", default=["plain", "blocked"], choices=["plain", "blocked", "no-per-example"])
+    p.add_argument("--modes", nargs="+", default=["plain", "blocked"], choices=["plain", "plain-pools", "blocked", "no-per-example"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--rounds", type=int, default=8)
     args = p.parse_args()

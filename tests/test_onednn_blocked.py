@@ -148,7 +148,8 @@ rng = np.random.default_rng(0)
 x = rng.normal(size=(8, 16, 6, 6)).astype(np.float32)
 w = (rng.normal(size=(32, 16, 3, 3)) / 12).astype(np.float32)
 w2 = (rng.normal(size=(16, 32, 3, 3)) / 17).astype(np.float32)
-loss = lambda w, w2, x: jnp.mean(jnp.sin(jc.conv2d(jax.nn.relu(jc.conv2d(x, w, padding=1)), w2, padding=1)))
+loss = lambda w, w2, x: jnp.mean(jnp.sin(jc.conv2d(jc.max_pool2d(jax.nn.relu(jc.conv2d(x, w, padding=1)), 2), w2,
+                                                   padding=1)))
 step = jax.jit(jax.value_and_grad(loss, (0, 1, 2)), in_shardings=(repl, repl, rows),
                out_shardings=(repl, (repl, repl, rows)))
 l, grads = step(w, w2, jax.device_put(x, rows))
@@ -163,7 +164,8 @@ print(json.dumps({"devices": jax.device_count(), "loss": float(l), "grads": [np.
 @needs_onednn
 @needs_blocks
 def test_sharded_batch_runs_blocked_per_device():
-    """4 simulated devices, the batch sharded: each convolves its 2 examples on blocked activations."""
+    """4 simulated devices, the batch sharded: each convolves and pools its 2 examples on blocked
+    activations."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -175,7 +177,9 @@ def test_sharded_batch_runs_blocked_per_device():
     w = (rng.normal(size=(32, 16, 3, 3)) / 12).astype(np.float32)
     w2 = (rng.normal(size=(16, 32, 3, 3)) / 17).astype(np.float32)
     c = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), precision="highest")  # noqa: E731
-    l, grads = jax.value_and_grad(lambda w, w2, x: jnp.mean(jnp.sin(c(jax.nn.relu(c(x, w)), w2))), (0, 1, 2))(w, w2, x)
+    pool = lambda x: lax.reduce_window(x, -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")  # noqa: E731
+    l, grads = jax.value_and_grad(lambda w, w2, x: jnp.mean(jnp.sin(c(pool(jax.nn.relu(c(x, w))), w2))), (0, 1, 2))(
+        w, w2, x)
     np.testing.assert_allclose(r["loss"], l, rtol=1e-5)
     for g, want in zip(r["grads"], grads):
         np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
@@ -190,3 +194,55 @@ def test_no_block_without_the_extension(monkeypatch):
         onednn.backend.conv_block.cache_clear()
     assert conv_cpu._block(jnp.ones((2, 64, 8, 8)), jnp.ones((64, 64, 3, 3)),
                            onednn.Params((1, 1), (1, 1), (1, 1), (1, 1), 1, True)) == 0  # channels last: plain
+
+
+# --- pooling on blocked activations --------------------------------------------------------------
+
+_POOLS = [
+    (lambda x: jc.max_pool2d(x, 3, strides=2, padding=1), "max 3x3/2 pad 1"),
+    (lambda x: jc.max_pool2d(x, 2, strides=2, ceil_mode=True), "max 2x2/2 ceil"),
+    (lambda x: jc.avg_pool2d(x, 3, strides=2, padding=1), "avg 3x3/2 pad 1"),
+    (lambda x: jc.avg_pool2d(x, 3, strides=1, padding=1, count_include_pad=False), "avg 3x3/1 exclude pad"),
+]
+
+
+@needs_onednn
+@needs_blocks
+@pytest.mark.parametrize("pool", [p for p, _ in _POOLS], ids=[i for _, i in _POOLS])
+def test_blocked_pooling_equals_the_plain_path_and_xla(pool, monkeypatch):
+    """Channels a multiple of the block: pooled blocked, with the values and gradients of the plain
+    path exactly (the same picks and sums), and of XLA's formulation; forward mode too."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.permutation(2 * 32 * 9 * 11).reshape(2, 32, 9, 11) / 100, jnp.float32)  # no ties
+    t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+    f = lambda x: jnp.sum(jnp.sin(pool(x)))  # noqa: E731
+    assert _blocks_of(_jaxpr(pool, x)) == {_BLOCK}
+    got = (pool(x), jax.grad(f)(x), jax.jvp(pool, (x,), (t,))[1])
+    with onednn.use("xla"):
+        want = (pool(x), jax.grad(f)(x), jax.jvp(pool, (x,), (t,))[1])
+    monkeypatch.setattr(onednn, "activation_block", lambda: 0)
+    assert not _blocks_of(_jaxpr(pool, x)) - {0}
+    plain = (pool(x), jax.grad(lambda x: f(x))(x), jax.jvp(lambda x: pool(x), (x,), (t,))[1])
+    for g, p, w in zip(got, plain, want):
+        np.testing.assert_allclose(g, p, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@needs_blocks
+def test_blocked_max_pooling_propagates_nan_as_pytorch():
+    """An input with NaN and infinities takes the plain loop, in the blocked layout: NaN wins its
+    windows, -inf windows give -inf, and the gradient goes where the plain path sends it."""
+    x = np.random.default_rng(5).normal(size=(1, 32, 6, 6)).astype(np.float32)
+    x[0, 3, 1, 1], x[0, 17, 4, 4], x[0, 31] = np.nan, np.inf, -np.inf
+    pool = lambda x: jc.max_pool2d(x, 2)  # noqa: E731
+    assert _blocks_of(_jaxpr(pool, jnp.asarray(x))) == {_BLOCK}
+    y = np.asarray(pool(jnp.asarray(x)))
+    assert np.isnan(y[0, 3, 0, 0]) and y[0, 17, 2, 2] == np.inf and np.all(y[0, 31] == -np.inf)
+    with onednn.use("xla"):
+        ref = np.asarray(pool(jnp.asarray(x)))
+    np.testing.assert_array_equal(y, ref)
+    g = jax.grad(lambda x: jnp.sum(jnp.where(jnp.isfinite(pool(x)), pool(x), 0.0)))(jnp.asarray(x))
+    with onednn.use("xla"):
+        g_ref = jax.grad(lambda x: jnp.sum(jnp.where(jnp.isfinite(pool(x)), pool(x), 0.0)))(jnp.asarray(x))
+    np.testing.assert_array_equal(g, g_ref)

@@ -1,10 +1,11 @@
-// What jconv's oneDNN handlers share (onednn_conv.cc, onednn_pool.cc): the CPU engine and the
-// plain activation layouts of XLA's buffers.
+// What jconv's oneDNN handlers share (onednn_conv.cc, onednn_pool.cc): the CPU engine, the lock
+// one primitive runs under, and the activation layouts of XLA's buffers (plain and blocked).
 
 #ifndef JCONV_ONEDNN_COMMON_H_
 #define JCONV_ONEDNN_COMMON_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -45,6 +46,24 @@ inline dnnl::memory::format_tag ActivationTag(size_t rank, bool channels_last) {
     case 4: return channels_last ? t::nhwc : t::nchw;
     default: return channels_last ? t::ndhwc : t::ncdhw;
   }
+}
+
+// oneDNN's blocked activation layout (N, C / b, spatial..., b) for b = 8 or 16.
+inline dnnl::memory::format_tag BlockedTag(size_t rank, int64_t b) {
+  using t = dnnl::memory::format_tag;
+  switch (rank) {
+    case 3: return b == 8 ? t::nCw8c : t::nCw16c;
+    case 4: return b == 8 ? t::nChw8c : t::nChw16c;
+    default: return b == 8 ? t::nCdhw8c : t::nCdhw16c;
+  }
+}
+
+// The logical dims (N, C, spatial...) of a blocked buffer (N, C / b, spatial..., b).
+template <typename Span>
+dnnl::memory::dims BlockedDims(const Span& d) {
+  dnnl::memory::dims out(d.begin(), d.end() - 1);
+  out[1] *= d[d.size() - 1];
+  return out;
 }
 
 }  // namespace jconv

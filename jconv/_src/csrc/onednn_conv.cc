@@ -37,6 +37,8 @@ namespace {
 
 using jconv::ActivationDims;
 using jconv::ActivationTag;
+using jconv::BlockedDims;
+using jconv::BlockedTag;
 using jconv::Engine;
 
 enum class Kind { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
@@ -65,23 +67,6 @@ memory::format_tag WeightTag(size_t rank) {
     case 4: return t::oihw;
     default: return t::oidhw;
   }
-}
-
-// oneDNN's blocked activation layout (N, C / b, spatial..., b) for b = 8 or 16.
-memory::format_tag BlockedTag(size_t rank, int64_t b) {
-  using t = memory::format_tag;
-  switch (rank) {
-    case 3: return b == 8 ? t::nCw8c : t::nCw16c;
-    case 4: return b == 8 ? t::nChw8c : t::nChw16c;
-    default: return b == 8 ? t::nCdhw8c : t::nCdhw16c;
-  }
-}
-
-// The logical dims (N, C, spatial...) of a blocked buffer (N, C / b, spatial..., b).
-Dims BlockedDims(ffi::Span<const int64_t> d) {
-  Dims out(d.begin(), d.end() - 1);
-  out[1] *= d[d.size() - 1];
-  return out;
 }
 
 memory::format_tag GroupedWeightTag(size_t rank) {

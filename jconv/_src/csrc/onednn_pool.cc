@@ -6,7 +6,8 @@
 //   JconvAvgPoolFwd (x)       -> y        average pooling (attribute include_pad: the divisor counts
 //   JconvAvgPoolBwd (dy)      -> dx       the padding, or only the input's elements)
 //   JconvPoolSupported(...)               (C) whether oneDNN takes a geometry, for the Python side
-// Attributes: kernel, strides, pad_lo, pad_hi (per spatial axis), channels_last (0 / 1).
+// Attributes: kernel, strides, pad_lo, pad_hi (per spatial axis), channels_last (0 / 1), blocked (0, or
+// b: the activations, and ws, are oneDNN's blocked (N, C / b, *s, b)).
 //
 // ws is uint8 with y's shape: the offset of the picked element in the window, row-major over the
 // kernel (oneDNN's own workspace for these geometries; JconvPoolSupported checks that it is).
@@ -47,8 +48,14 @@ struct Geometry {
   Dims src, dst;                         // logical oneDNN dims (N, C, spatial...)
   Dims kernel, strides, pad_l, pad_r;    // per spatial axis
   bool channels_last;
+  int64_t blocked;                       // 0: plain buffers; b: oneDNN's blocked (N, C / b, *s, b)
   Algo algo;
 };
+
+// The buffers' layout: plain channels-first / channels-last, or blocked.
+memory::format_tag Tag(const Geometry& g) {
+  return g.blocked ? jconv::BlockedTag(g.src.size(), g.blocked) : ActivationTag(g.src.size(), g.channels_last);
+}
 
 dnnl::algorithm OneDnnAlgorithm(Algo a) {
   switch (a) {
@@ -65,16 +72,15 @@ struct Entry {
 };
 
 std::unique_ptr<Entry> Build(const Geometry& g) {
-  const size_t r = g.src.size();
-  memory::desc src(g.src, memory::data_type::f32, ActivationTag(r, g.channels_last));
-  memory::desc dst(g.dst, memory::data_type::f32, ActivationTag(r, g.channels_last));
+  memory::desc src(g.src, memory::data_type::f32, Tag(g));
+  memory::desc dst(g.dst, memory::data_type::f32, Tag(g));
   const Dims dilation(g.kernel.size(), 0);
   const auto algo = OneDnnAlgorithm(g.algo);
   dnnl::pooling_forward::primitive_desc fwd(Engine(), dnnl::prop_kind::forward_training, algo, src, dst, g.strides,
                                             g.kernel, dilation, g.pad_l, g.pad_r);
   dnnl::pooling_backward::primitive_desc bwd(Engine(), algo, src, dst, g.strides, g.kernel, dilation, g.pad_l,
                                              g.pad_r, fwd);
-  const memory::desc u8_dst(g.dst, memory::data_type::u8, ActivationTag(r, g.channels_last));
+  const memory::desc u8_dst(g.dst, memory::data_type::u8, Tag(g));
   if (g.algo == Algo::kMax && fwd.workspace_desc() != u8_dst)
     throw std::runtime_error("oneDNN's max pooling workspace is not uint8 in the output's layout");
   auto e = std::make_unique<Entry>();
@@ -85,7 +91,8 @@ std::unique_ptr<Entry> Build(const Geometry& g) {
 }
 
 std::string Key(const Geometry& g) {
-  std::string key = std::to_string(static_cast<int>(g.algo)) + (g.channels_last ? "L" : "F");
+  std::string key = std::to_string(static_cast<int>(g.algo)) + (g.channels_last ? "L" : "F") +
+                    std::to_string(g.blocked);
   for (const Dims* d : {&g.src, &g.dst, &g.kernel, &g.strides, &g.pad_l, &g.pad_r}) {
     key += '|';
     for (auto v : *d) key += std::to_string(v) + ',';
@@ -125,10 +132,11 @@ void Reference(const Geometry& g, const float* x, float* y, uint8_t* ws) {
     in[j] = g.src[2 + i], out[j] = g.dst[2 + i], k[j] = g.kernel[i], s[j] = g.strides[i], p[j] = g.pad_l[i];
   }
   const int64_t N = g.src[0], C = g.src[1];
+  const int64_t b = g.blocked;
   auto offset = [&](int64_t n, int64_t c, const int64_t* pos, const int64_t* size) {
-    int64_t sp = (pos[0] * size[1] + pos[1]) * size[2] + pos[2];
-    return g.channels_last ? (n * size[0] * size[1] * size[2] + sp) * C + c
-                           : (n * C + c) * size[0] * size[1] * size[2] + sp;
+    const int64_t sp = (pos[0] * size[1] + pos[1]) * size[2] + pos[2], area = size[0] * size[1] * size[2];
+    if (b) return ((n * (C / b) + c / b) * area + sp) * b + c % b;
+    return g.channels_last ? (n * area + sp) * C + c : (n * C + c) * area + sp;
   };
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
@@ -160,12 +168,13 @@ void Reference(const Geometry& g, const float* x, float* y, uint8_t* ws) {
 template <typename Span>
 Geometry MakeGeometry(const Span& src, const Span& dst, ffi::Span<const int64_t> kernel,
                       ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
-                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, Algo algo) {
+                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t blocked, Algo algo) {
   Geometry g;
   g.algo = algo;
   g.channels_last = channels_last != 0;
-  g.src = ActivationDims(src, g.channels_last);
-  g.dst = ActivationDims(dst, g.channels_last);
+  g.blocked = blocked;
+  g.src = blocked ? jconv::BlockedDims(src) : ActivationDims(src, g.channels_last);
+  g.dst = blocked ? jconv::BlockedDims(dst) : ActivationDims(dst, g.channels_last);
   g.kernel.assign(kernel.begin(), kernel.end());
   g.strides.assign(strides.begin(), strides.end());
   g.pad_l.assign(pad_lo.begin(), pad_lo.end());
@@ -175,12 +184,12 @@ Geometry MakeGeometry(const Span& src, const Span& dst, ffi::Span<const int64_t>
 
 ffi::Error Fwd(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> ws,
                ffi::Span<const int64_t> kernel, ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
-               ffi::Span<const int64_t> pad_hi, int64_t channels_last) {
+               ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t blocked) {
   if (x.element_type() != ffi::F32 || ws->element_type() != ffi::U8)
     return ffi::Error::InvalidArgument("jconv oneDNN max pooling: float32 input, uint8 workspace only");
   try {
     Geometry g = MakeGeometry(x.dimensions(), y->dimensions(), kernel, strides, pad_lo, pad_hi, channels_last,
-                              Algo::kMax);
+                              blocked, Algo::kMax);
     const auto* xs = static_cast<const float*>(x.untyped_data());
     if (!AllFinite(xs, x.element_count())) {
       Reference(g, xs, static_cast<float*>(y->untyped_data()), static_cast<uint8_t*>(ws->untyped_data()));
@@ -201,12 +210,12 @@ ffi::Error Fwd(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi:
 
 ffi::Error Bwd(ffi::AnyBuffer dy, ffi::AnyBuffer ws, ffi::Result<ffi::AnyBuffer> dx,
                ffi::Span<const int64_t> kernel, ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
-               ffi::Span<const int64_t> pad_hi, int64_t channels_last) {
+               ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t blocked) {
   if (dy.element_type() != ffi::F32 || ws.element_type() != ffi::U8 || dx->element_type() != ffi::F32)
     return ffi::Error::InvalidArgument("jconv oneDNN max pooling: float32 gradients, uint8 workspace only");
   try {
     Geometry g = MakeGeometry(dx->dimensions(), dy.dimensions(), kernel, strides, pad_lo, pad_hi, channels_last,
-                              Algo::kMax);
+                              blocked, Algo::kMax);
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
     std::lock_guard<std::mutex> lock(jconv::ExecMutex());
@@ -223,15 +232,15 @@ ffi::Error Bwd(ffi::AnyBuffer dy, ffi::AnyBuffer ws, ffi::Result<ffi::AnyBuffer>
 // Average pooling, forward (x -> y) or backward (dy -> dx): one call of the cached primitive.
 ffi::Error Avg(bool backward, ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> kernel,
                ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi,
-               int64_t channels_last, int64_t include_pad) {
+               int64_t channels_last, int64_t blocked, int64_t include_pad) {
   if (in.element_type() != ffi::F32 || out->element_type() != ffi::F32)
     return ffi::Error::InvalidArgument("jconv oneDNN average pooling: float32 only");
   try {
     const Algo algo = include_pad ? Algo::kAvgIncludePad : Algo::kAvgExcludePad;
     Geometry g = backward ? MakeGeometry(out->dimensions(), in.dimensions(), kernel, strides, pad_lo, pad_hi,
-                                         channels_last, algo)
+                                         channels_last, blocked, algo)
                           : MakeGeometry(in.dimensions(), out->dimensions(), kernel, strides, pad_lo, pad_hi,
-                                         channels_last, algo);
+                                         channels_last, blocked, algo);
     thread_local dnnl::stream stream(Engine());
     Entry& e = Cached(g);
     std::lock_guard<std::mutex> lock(jconv::ExecMutex());
@@ -252,8 +261,9 @@ ffi::Error Avg(bool backward, ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out
 template <bool backward>
 ffi::Error AvgHandler(ffi::AnyBuffer in, ffi::Result<ffi::AnyBuffer> out, ffi::Span<const int64_t> kernel,
                       ffi::Span<const int64_t> strides, ffi::Span<const int64_t> pad_lo,
-                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t include_pad) {
-  return Avg(backward, in, out, kernel, strides, pad_lo, pad_hi, channels_last, include_pad);
+                      ffi::Span<const int64_t> pad_hi, int64_t channels_last, int64_t blocked,
+                      int64_t include_pad) {
+  return Avg(backward, in, out, kernel, strides, pad_lo, pad_hi, channels_last, blocked, include_pad);
 }
 
 // The attributes every pooling handler takes, appended to binding `b`.
@@ -263,7 +273,8 @@ auto WithPoolAttrs(Binding&& b) {
       .template Attr<ffi::Span<const int64_t>>("strides")
       .template Attr<ffi::Span<const int64_t>>("pad_lo")
       .template Attr<ffi::Span<const int64_t>>("pad_hi")
-      .template Attr<int64_t>("channels_last");
+      .template Attr<int64_t>("channels_last")
+      .template Attr<int64_t>("blocked");
 }
 
 }  // namespace
@@ -283,15 +294,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvAvgPoolBwd, AvgHandler<true>,
 
 // 1 where oneDNN takes this geometry for `algo` (0 max, 1 average counting the padding, 2 average of
 // the input's elements): its primitives build and, for max, its workspace is uint8 in the output's
-// layout; else 0. `src` and `dst` are the buffers' dims (rank + 2 each), the rest per spatial axis.
+// layout; else 0. `src` and `dst` are the buffers' dims (rank + 2 each, + 3 blocked), the rest per
+// spatial axis.
 extern "C" int JconvPoolSupported(int64_t algo, int64_t spatial_rank, const int64_t* src, const int64_t* dst,
                                   const int64_t* kernel, const int64_t* strides, const int64_t* pad_lo,
-                                  const int64_t* pad_hi, int64_t channels_last) {
+                                  const int64_t* pad_hi, int64_t channels_last, int64_t blocked) {
   try {
-    const size_t r = static_cast<size_t>(spatial_rank), n = r + 2;
+    const size_t r = static_cast<size_t>(spatial_rank), n = r + (blocked ? 3 : 2);
     using S = ffi::Span<const int64_t>;
     Build(MakeGeometry(S(src, n), S(dst, n), S(kernel, r), S(strides, r), S(pad_lo, r), S(pad_hi, r), channels_last,
-                       static_cast<Algo>(algo)));
+                       blocked, static_cast<Algo>(algo)));
     return 1;
   } catch (const std::exception&) {
     return 0;

@@ -32,6 +32,7 @@ threads for the cores: ``OMP_WAIT_POLICY=PASSIVE`` is set, unless the user set i
 
 from jconv._src.onednn import batching as batching  # registers the vmap rules
 from jconv._src.onednn.backend import BACKENDS as BACKENDS
+from jconv._src.onednn.backend import activation_block as activation_block
 from jconv._src.onednn.backend import conv_block as conv_block
 from jconv._src.onednn.backend import ENV_VAR as ENV_VAR
 from jconv._src.onednn.backend import cpu_conv_backend as cpu_conv_backend

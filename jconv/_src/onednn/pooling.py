@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 from jconv._src.onednn.backend import _library
 from jconv._src.onednn.partition import _batch_axes
 from jconv._src.onednn.primitives import _DEVICE_REGISTRY
-from jconv._src.onednn.shapes import _spatial
+from jconv._src.onednn.shapes import _spatial, from_blocked, to_blocked
 
 
 class PoolParams(NamedTuple):
@@ -44,12 +44,17 @@ class PoolParams(NamedTuple):
     pad_lo: tuple[int, ...]
     pad_hi: tuple[int, ...]
     channels_last: bool
+    #: 0: plain activations; ``b``: oneDNN's blocked ``(N, C // b, *s, b)`` (``onednn.to_blocked``),
+    #: the workspace too.
+    blocked: int = 0
 
 
 def out_shape(shape: tuple[int, ...], p: PoolParams) -> tuple[int, ...]:
     """The pooled shape oneDNN computes (floor division over the padded size)."""
-    out = tuple((i + lo + hi - k) // s + 1
-                for i, k, s, lo, hi in zip(_spatial(shape, p.channels_last), p.kernel, p.strides, p.pad_lo, p.pad_hi))
+    out = tuple((i + lo + hi - k) // s + 1 for i, k, s, lo, hi in zip(
+        _spatial(shape, p.channels_last, p.blocked), p.kernel, p.strides, p.pad_lo, p.pad_hi))
+    if p.blocked:
+        return (shape[0], shape[1], *out, shape[-1])
     return (shape[0], *out, shape[-1]) if p.channels_last else (shape[0], shape[1], *out)
 
 
@@ -69,7 +74,8 @@ def supported(shape: tuple[int, ...], p: PoolParams, algorithm: int = MAX) -> bo
     fn = lib.JconvPoolSupported
     fn.restype = ctypes.c_int
     return bool(fn(ctypes.c_int64(algorithm), ctypes.c_int64(len(p.kernel)), arr(shape), arr(out_shape(shape, p)),
-                   arr(p.kernel), arr(p.strides), arr(p.pad_lo), arr(p.pad_hi), ctypes.c_int64(int(p.channels_last))))
+                   arr(p.kernel), arr(p.strides), arr(p.pad_lo), arr(p.pad_hi), ctypes.c_int64(int(p.channels_last)),
+                   ctypes.c_int64(p.blocked)))
 
 
 fwd_p = Primitive("jconv_onednn_max_pool")
@@ -108,7 +114,7 @@ def avg_bwd(dy: jax.Array, p: PoolParams, include_pad: bool, in_shape: tuple[int
 def _attrs(p: PoolParams) -> dict[str, Any]:
     i64 = lambda v: np.array(v, np.int64)  # noqa: E731
     return dict(kernel=i64(p.kernel), strides=i64(p.strides), pad_lo=i64(p.pad_lo), pad_hi=i64(p.pad_hi),
-                channels_last=np.int64(p.channels_last))
+                channels_last=np.int64(p.channels_last), blocked=np.int64(p.blocked))
 
 
 def _fwd_call(p: PoolParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -136,6 +142,9 @@ def _avg_bwd_call(p: PoolParams, include_pad: bool, in_shape: tuple[int, ...], d
 
 def _pick_gather(t: jax.Array, ws: jax.Array, *, p: PoolParams) -> jax.Array:
     """``t`` at each output's pick, as one gather over the flattened spatial axes (XLA)."""
+    if p.blocked:  # gathered in the plain layout
+        out = _pick_gather(from_blocked(t), from_blocked(ws), p=p._replace(blocked=0))
+        return to_blocked(out, p.blocked)
     cl, r = p.channels_last, len(p.kernel)
     tt = jnp.moveaxis(t, -1, 1) if cl else t
     w = (jnp.moveaxis(ws, -1, 1) if cl else ws).astype(jnp.int32)
@@ -195,8 +204,11 @@ def _partitioned(kind: str) -> Any:
 
     def rule(static: _Static, mesh: Any, operand_types: Any, result_types: Any) -> tuple:
         r = len(static.p.kernel)
-        t = lambda c: (f"n {' '.join(f'{c}{i}' for i in range(r))} ch" if static.p.channels_last  # noqa: E731
-                       else f"n ch {' '.join(f'{c}{i}' for i in range(r))}")
+        sp = lambda c: " ".join(f"{c}{i}" for i in range(r))  # noqa: E731
+        if static.p.blocked:
+            t = lambda c: f"n ch {sp(c)} cb"  # noqa: E731
+        else:
+            t = lambda c: f"n {sp(c)} ch" if static.p.channels_last else f"n ch {sp(c)}"  # noqa: E731
         text = f"{', '.join(map(t, ins))} -> {', '.join(map(t, outs))}"
         factors = text.replace(",", " ").replace("->", " ").split()
         others = tuple(dict.fromkeys(f for f in factors if f != "n"))  # in order of appearance

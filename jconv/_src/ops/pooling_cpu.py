@@ -52,7 +52,24 @@ def _max_pool_impl(
 def _max_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str) -> jax.Array:
     """oneDNN's max pooling where it takes the input (:func:`_onednn_params`), else the slice passes."""
     p = _onednn_params(x, pool, strides, geometry, layout)
-    return onednn_pooling.max_pool(x, p) if p else _max_pool_slices(x, pool, strides, geometry, layout)
+    if not p:
+        return _max_pool_slices(x, pool, strides, geometry, layout)
+    if pb := _blocked(x, p):
+        return onednn.from_blocked(onednn_pooling.max_pool(onednn.to_blocked(x, pb.blocked), pb))
+    return onednn_pooling.max_pool(x, p)
+
+
+def _blocked(x: jax.Array, p: onednn_pooling.PoolParams,
+             algorithm: int = onednn_pooling.MAX) -> onednn_pooling.PoolParams | None:
+    """``p`` on oneDNN's blocked activations, where the convolutions around the pooling run on them
+    too (channels first, a multiple of :func:`onednn.activation_block`) and oneDNN takes it: the
+    transposes around the call then cancel against theirs. Else None."""
+    b = onednn.activation_block()
+    if not b or p.channels_last or x.shape[1] % b:
+        return None
+    pb = p._replace(blocked=b)
+    n, c, *s = x.shape
+    return pb if onednn_pooling.supported((n, c // b, *s, b), pb, algorithm) else None
 
 
 def _onednn_params(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
@@ -199,9 +216,11 @@ def _avg_pool_cpu(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeome
     counts_extra = count_include_pad and any(geometry.extra)
     algorithm = onednn_pooling.AVG_INCLUDE_PAD if count_include_pad else onednn_pooling.AVG_EXCLUDE_PAD
     p = None if counts_extra else _onednn_params(x, pool, strides, geometry, layout, algorithm)
-    if p:
-        return onednn_pooling.avg_pool(x, p, count_include_pad)
-    return _avg_pool_reduce_window(x, pool, strides, geometry, layout, count_include_pad)
+    if not p:
+        return _avg_pool_reduce_window(x, pool, strides, geometry, layout, count_include_pad)
+    if pb := _blocked(x, p, algorithm):
+        return onednn.from_blocked(onednn_pooling.avg_pool(onednn.to_blocked(x, pb.blocked), pb, count_include_pad))
+    return onednn_pooling.avg_pool(x, p, count_include_pad)
 
 
 def _avg_pool_reduce_window(x: jax.Array, pool: Sizes, strides: Sizes, geometry: PoolGeometry, layout: str,
