@@ -217,6 +217,8 @@ def test_blocked_pooling_equals_the_plain_path_and_xla(pool, monkeypatch):
     t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
     f = lambda x: jnp.sum(jnp.sin(pool(x)))  # noqa: E731
     assert _blocks_of(_jaxpr(pool, x)) == {_BLOCK}
+    xs = jnp.stack([x, -x])
+    np.testing.assert_array_equal(jax.vmap(pool)(xs), jnp.stack([pool(x), pool(-x)]))  # folds into N
     got = (pool(x), jax.grad(f)(x), jax.jvp(pool, (x,), (t,))[1])
     with onednn.use("xla"):
         want = (pool(x), jax.grad(f)(x), jax.jvp(pool, (x,), (t,))[1])
