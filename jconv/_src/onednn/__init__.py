@@ -13,7 +13,8 @@ loads it and wraps the handlers in three JAX primitives, one per term:
   (:func:`conv_block`: 16 channels a block with AVX-512, 8 with AVX2, channels a multiple of it),
   the call takes and returns ``(N, C // b, *s, b)`` arrays (:func:`to_blocked`) instead of reordering
   NCHW buffers in and out; the transposes around it cancel between consecutive convolutions, or fuse
-  into the elementwise work between them (BatchNorm, ReLU, residual adds).
+  into the elementwise work between them (BatchNorm, ReLU, residual adds). Pooling over a multiple of
+  :func:`activation_block` channels runs blocked too.
 * The CPU lowering is a ``custom_partitioning`` call: under ``jit`` with a batch sharded over a
   mesh, each device convolves its shard (the weight gradient is then summed with ``psum``)
   instead of gathering the batch around the custom call.
