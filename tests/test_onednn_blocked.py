@@ -232,6 +232,25 @@ def test_blocked_pooling_equals_the_plain_path_and_xla(pool, monkeypatch):
 
 @needs_onednn
 @needs_blocks
+@pytest.mark.parametrize("pool, shape", [(lambda x: jc.max_pool1d(x, 3, strides=2, padding=1), (2, 16, 11)),
+                                         (lambda x: jc.avg_pool1d(x, 2), (2, 32, 9)),
+                                         (lambda x: jc.max_pool3d(x, 2, ceil_mode=True), (1, 16, 5, 4, 5)),
+                                         (lambda x: jc.avg_pool3d(x, 3, strides=2, padding=1), (1, 16, 5, 6, 5))],
+                         ids=["max1d", "avg1d", "max3d", "avg3d"])
+def test_blocked_pooling_of_other_ranks(pool, shape):
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.permutation(np.prod(shape)).reshape(shape) / 100, jnp.float32)
+    f = lambda x: jnp.sum(jnp.sin(pool(x)))  # noqa: E731
+    assert _blocks_of(_jaxpr(pool, x)) == {_BLOCK}
+    got = (pool(x), jax.grad(f)(x))
+    with onednn.use("xla"):
+        want = (pool(x), jax.grad(f)(x))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@needs_blocks
 def test_blocked_max_pooling_propagates_nan_as_pytorch():
     """An input with NaN and infinities takes the plain loop, in the blocked layout: NaN wins its
     windows, -inf windows give -inf, and the gradient goes where the plain path sends it."""
