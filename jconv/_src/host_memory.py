@@ -9,8 +9,8 @@ heap without ``mmap`` and to return freed memory to the system only beyond 1 GiB
 so the next step reuses the pages: no faults, 0.94-0.99x PyTorch's ResNet-18 step against 1.02-1.04x
 (``BENCHMARKS.md``).
 
-It runs once, when ``import jconv`` imports this module (first), before JAX starts its threads (a thread keeps the arena it first
-allocated in). ``JCONV_MALLOC=system`` leaves glibc's defaults, as does any ``MALLOC_*`` or
+It runs once, when ``import jconv`` imports this module (first), before JAX starts its threads (a
+thread keeps the arena it first allocated in). ``JCONV_MALLOC=system`` leaves glibc's defaults, as does any ``MALLOC_*`` or
 ``GLIBC_TUNABLES`` setting of your own.
 """
 

@@ -66,6 +66,16 @@ dnnl::memory::dims BlockedDims(const Span& d) {
   return out;
 }
 
+// An activation buffer's logical dims and layout: blocked (b > 0) or plain (channels first / last).
+template <typename Span>
+dnnl::memory::dims BufferDims(const Span& d, bool channels_last, int64_t blocked) {
+  return blocked ? BlockedDims(d) : ActivationDims(d, channels_last);
+}
+
+inline dnnl::memory::format_tag BufferTag(size_t rank, bool channels_last, int64_t blocked) {
+  return blocked ? BlockedTag(rank, blocked) : ActivationTag(rank, channels_last);
+}
+
 }  // namespace jconv
 
 #endif  // JCONV_ONEDNN_COMMON_H_

@@ -35,9 +35,8 @@ using Dims = memory::dims;
 
 namespace {
 
-using jconv::ActivationDims;
-using jconv::ActivationTag;
-using jconv::BlockedDims;
+using jconv::BufferDims;
+using jconv::BufferTag;
 using jconv::BlockedTag;
 using jconv::Engine;
 
@@ -175,7 +174,7 @@ std::unique_ptr<Entry> Build(Kind kind, const Geometry& g) {
   const auto f32 = memory::data_type::f32;
   const size_t r = g.src.size();
   const bool grouped = g.wei.size() == r + 1;
-  const auto act_tag = g.blocked ? BlockedTag(r, g.blocked) : ActivationTag(r, g.channels_last);
+  const auto act_tag = BufferTag(r, g.channels_last, g.blocked);
   memory::desc src_user(g.src, f32, act_tag);
   memory::desc dst_user(g.dst, f32, act_tag);
   memory::desc wei_user(g.wei, f32, grouped ? GroupedWeightTag(g.wei.size()) : WeightTag(g.wei.size()));
@@ -233,7 +232,7 @@ ffi::Error Run(Kind kind, ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::Result<ffi::A
     g.channels_last = channels_last != 0;
     g.blocked = blocked;
     auto a_dims = a.dimensions(), b_dims = b.dimensions(), o_dims = out->dimensions();
-    auto act = [&](ffi::Span<const int64_t> d) { return blocked ? BlockedDims(d) : ActivationDims(d, g.channels_last); };
+    auto act = [&](ffi::Span<const int64_t> d) { return BufferDims(d, g.channels_last, blocked); };
     switch (kind) {  // (src, wei, dst) from (a, b, out)
       case Kind::kFwd:
         g.src = act(a_dims);

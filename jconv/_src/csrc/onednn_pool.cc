@@ -37,8 +37,6 @@ using Dims = memory::dims;
 
 namespace {
 
-using jconv::ActivationDims;
-using jconv::ActivationTag;
 using jconv::Engine;
 
 // The pooling algorithms, as the Python side numbers them.
@@ -53,9 +51,7 @@ struct Geometry {
 };
 
 // The buffers' layout: plain channels-first / channels-last, or blocked.
-memory::format_tag Tag(const Geometry& g) {
-  return g.blocked ? jconv::BlockedTag(g.src.size(), g.blocked) : ActivationTag(g.src.size(), g.channels_last);
-}
+memory::format_tag Tag(const Geometry& g) { return jconv::BufferTag(g.src.size(), g.channels_last, g.blocked); }
 
 dnnl::algorithm OneDnnAlgorithm(Algo a) {
   switch (a) {
@@ -173,8 +169,8 @@ Geometry MakeGeometry(const Span& src, const Span& dst, ffi::Span<const int64_t>
   g.algo = algo;
   g.channels_last = channels_last != 0;
   g.blocked = blocked;
-  g.src = blocked ? jconv::BlockedDims(src) : ActivationDims(src, g.channels_last);
-  g.dst = blocked ? jconv::BlockedDims(dst) : ActivationDims(dst, g.channels_last);
+  g.src = jconv::BufferDims(src, g.channels_last, blocked);
+  g.dst = jconv::BufferDims(dst, g.channels_last, blocked);
   g.kernel.assign(kernel.begin(), kernel.end());
   g.strides.assign(strides.begin(), strides.end());
   g.pad_l.assign(pad_lo.begin(), pad_lo.end());
