@@ -5,7 +5,8 @@ of ``benchmarks/models.py``; medians and ratios to PyTorch. Modes: ``plain`` (``
 and ``onednn.activation_block`` answering 0: every oneDNN convolution and pooling on NCHW buffers,
 reordered in each call), ``plain-pools`` (blocked convolutions, plain pooling), ``blocked`` (as
 jconv runs), ``no-per-example`` (blocked, and 1x1 convolutions on 28x28+ maps on oneDNN even where
-they would not run blocked).
+they would not run blocked), ``no-nxc`` (as jconv runs, but convolutions that cannot run blocked on
+plain channels-first buffers reordered in the call, not on oneDNN's channels-last kernels).
 
   python benchmarks/blocked_ab.py --models resnet18 nin --rounds 10
   JCONV_MALLOC=system python benchmarks/blocked_ab.py --models resnet18   # glibc's malloc defaults
@@ -29,7 +30,10 @@ from jconv._src.ops import conv_cpu  # noqa: E402
 
 def build(name: str, mode: str, batch: int):
     block, pool_block, per_example = onednn.conv_block, onednn.activation_block, conv_cpu._PER_EXAMPLE_1X1_POSITIONS
+    nxc = onednn.conv_nxc
     try:
+        if mode == "no-nxc":
+            onednn.conv_nxc = lambda *a: False
         if mode == "plain":
             onednn.conv_block = lambda *a: 0
         if mode in ("plain", "plain-pools"):
@@ -38,14 +42,14 @@ def build(name: str, mode: str, batch: int):
             conv_cpu._PER_EXAMPLE_1X1_POSITIONS = 10**9
         return jconv_step(name, batch)[0]  # traced and compiled here, under the mode
     finally:
-        onednn.conv_block, onednn.activation_block = block, pool_block
+        onednn.conv_block, onednn.activation_block, onednn.conv_nxc = block, pool_block, nxc
         conv_cpu._PER_EXAMPLE_1X1_POSITIONS = per_example
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["resnet18"], choices=sorted(MODELS))
-    p.add_argument("--modes", nargs="+", default=["plain", "blocked"], choices=["plain", "plain-pools", "blocked", "no-per-example"])
+    p.add_argument("--modes", nargs="+", default=["plain", "blocked"], choices=["plain", "plain-pools", "blocked", "no-per-example", "no-nxc"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--rounds", type=int, default=8)
     args = p.parse_args()

@@ -10,6 +10,7 @@ second order, ``vmap`` of data, weights and per-example gradients); a batch-shar
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -86,7 +87,7 @@ def _value_and_grads(conv):
 
 
 def _blocks_of(jaxpr):
-    return {int(s.split("=")[1].rstrip(")")) for s in jaxpr.split() if s.startswith("blocked=")}
+    return {int(b) for b in re.findall(r"\bblocked=(\d+)", jaxpr)}
 
 
 @needs_onednn

@@ -15,6 +15,9 @@ loads it and wraps the handlers in three JAX primitives, one per term:
   NCHW buffers in and out; the transposes around it cancel between consecutive convolutions, or fuse
   into the elementwise work between them (BatchNorm, ReLU, residual adds). Pooling over a multiple of
   :func:`activation_block` channels runs blocked too.
+* Where that layout would pad the channels (LeNet's 1 -> 6 -> 16), channels-first convolutions run
+  on oneDNN's channels-last kernels instead where it has them (:func:`conv_nxc`): the call takes
+  ``(N, *s, C)`` arrays as they are (``Params.direct``), XLA transposes around it.
 * The CPU lowering is a ``custom_partitioning`` call: under ``jit`` with a batch sharded over a
   mesh, each device convolves its shard (the weight gradient is then summed with ``psum``)
   instead of gathering the batch around the custom call.
@@ -35,6 +38,7 @@ from jconv._src.onednn import batching as batching  # registers the vmap rules
 from jconv._src.onednn.backend import BACKENDS as BACKENDS
 from jconv._src.onednn.backend import activation_block as activation_block
 from jconv._src.onednn.backend import conv_block as conv_block
+from jconv._src.onednn.backend import conv_nxc as conv_nxc
 from jconv._src.onednn.backend import ENV_VAR as ENV_VAR
 from jconv._src.onednn.backend import cpu_conv_backend as cpu_conv_backend
 from jconv._src.onednn.backend import describe as describe

@@ -121,6 +121,23 @@ def conv_block(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...],
 
 
 @functools.cache
+def conv_nxc(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...], strides: tuple[int, ...],
+             dilation: tuple[int, ...], pad_lo: tuple[int, ...], pad_hi: tuple[int, ...]) -> bool:
+    """Whether every term of a convolution of these logical oneDNN dims (as for :func:`conv_block`)
+    has one of oneDNN's jit or brgemm kernels on channels-last activations taken as they are
+    (:attr:`Params.direct`), not its im2col + gemm or reference ones; False where the extension is
+    unavailable."""
+    lib = _library().lib
+    if lib is None:
+        return False
+    arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
+    fn = lib.JconvConvNxc
+    fn.restype = ctypes.c_int64
+    return bool(fn(ctypes.c_int64(len(src)), arr(src), ctypes.c_int64(len(wei)), arr(wei), arr(dst), arr(strides),
+                   arr(dilation), arr(pad_lo), arr(pad_hi)))
+
+
+@functools.cache
 def activation_block() -> int:
     """The channel block of the blocked activations oneDNN's convolutions run on here (those of a
     3x3, 64-channel one: 16 with AVX-512, 8 with AVX2), 0 where none; pooling follows it."""

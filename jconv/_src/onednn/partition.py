@@ -27,7 +27,7 @@ def _ffi(kind: str, p: Params, a: jax.Array, b: jax.Array, **extra: Any) -> jax.
     return jax.ffi.ffi_call(f"jconv_onednn_{kind}", out)(
         a, b, strides=np.array(p.strides, np.int64), dilation=np.array(p.dilation, np.int64),
         pad_lo=np.array(p.pad_lo, np.int64), pad_hi=np.array(p.pad_hi, np.int64), groups=np.int64(p.groups),
-        channels_last=np.int64(p.channels_last), blocked=np.int64(p.blocked))
+        channels_last=np.int64(p.channels_last), blocked=np.int64(p.blocked), direct=np.int64(p.direct))
 
 
 def _batch_axes(sharding: Any) -> Any:

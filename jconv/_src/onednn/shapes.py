@@ -21,6 +21,9 @@ class Params(NamedTuple):
     #: oneDNN's blocked ``(N, C // b, *s, b)`` arrays (:func:`to_blocked`), which its kernels read and
     #: write without reordering.
     blocked: int = 0
+    #: With ``channels_last``: the kernels take the ``(N, *s, C)`` activations as they are, not reordered
+    #: into oneDNN's blocked layout (where that would pad the channels, :func:`conv_nxc`).
+    direct: bool = False
 
 
 # --- shapes ---------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ def _on_onednn(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
     if b:  # on oneDNN's blocked layout: XLA cancels these transposes against the neighbours'
         p = p._replace(blocked=b)
         cpu = lambda x, w: onednn.from_blocked(onednn.fwd(onednn.to_blocked(x, b), w, p))  # noqa: E731
+    elif _nxc(x, weight, p):  # on oneDNN's channels-last kernels, the buffers as they are
+        p, last, first = p._replace(channels_last=True, direct=True), _last_axis(x.ndim), _first_axis(x.ndim)
+        cpu = lambda x, w: jnp.transpose(onednn.fwd(jnp.transpose(x, last), w, p), first)  # noqa: E731
     else:
         cpu = lambda x, w: onednn.fwd(x, w, p)  # noqa: E731
     return on_cpu(cpu, lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
@@ -81,6 +84,27 @@ def _block(x: jax.Array, weight: jax.Array, p: onednn.Params) -> int:
     dst = _fwd_shape(x.shape, weight.shape, p)
     b = onednn.conv_block(x.shape, tuple(wei), dst, p.strides, p.dilation, p.pad_lo, p.pad_hi)
     return b if b and x.shape[1] % b == 0 and o % b == 0 else 0  # oneDNN would pad the channels
+
+
+def _nxc(x: jax.Array, weight: jax.Array, p: onednn.Params) -> bool:
+    """Whether a channels-first convolution that cannot run blocked (:func:`_block`) runs on
+    oneDNN's channels-last kernels (:func:`onednn.conv_nxc`), its activations transposed by XLA,
+    rather than on plain buffers that the call reorders into a blocked layout padded to a multiple
+    of the block (channels ``C > 1`` or ``O`` not a multiple of it): groups 1, and oneDNN's
+    channels-last kernel as good as its blocked one for the forward or the weight gradient."""
+    b, (o, c) = onednn.activation_block(), weight.shape[:2]
+    if p.channels_last or p.groups > 1 or not b or not ((c > 1 and c % b) or o % b):
+        return False
+    dst = _fwd_shape(x.shape, weight.shape, p)
+    return onednn.conv_nxc(x.shape, weight.shape, dst, p.strides, p.dilation, p.pad_lo, p.pad_hi)
+
+
+def _last_axis(ndim: int) -> tuple[int, ...]:
+    return (0, *range(2, ndim), 1)
+
+
+def _first_axis(ndim: int) -> tuple[int, ...]:
+    return (0, ndim - 1, *range(1, ndim - 1))
 
 
 def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
