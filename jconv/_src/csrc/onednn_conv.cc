@@ -318,6 +318,25 @@ auto Binding() {
       .Attr<int64_t>("direct");
 }
 
+// A geometry from the queries' C arguments (logical dims; plain buffers, or direct channels-last ones).
+Geometry Queried(int64_t rank, const int64_t* src, int64_t wei_rank, const int64_t* wei, const int64_t* dst,
+                 const int64_t* strides, const int64_t* dilation, const int64_t* pad_lo, const int64_t* pad_hi,
+                 bool direct) {
+  const int64_t r = rank - 2;
+  Geometry g;
+  g.src.assign(src, src + rank);
+  g.wei.assign(wei, wei + wei_rank);
+  g.dst.assign(dst, dst + rank);
+  g.strides.assign(strides, strides + r);
+  for (int64_t i = 0; i < r; ++i) g.dilates.push_back(dilation[i] - 1);
+  g.pad_l.assign(pad_lo, pad_lo + r);
+  g.pad_r.assign(pad_hi, pad_hi + r);
+  g.channels_last = direct;
+  g.direct = direct;
+  g.blocked = 0;
+  return g;
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JconvConvFwd, Handler<Kind::kFwd>, Binding());
@@ -333,17 +352,7 @@ extern "C" int64_t JconvConvBlock(int64_t rank, const int64_t* src, int64_t wei_
                                   const int64_t* dst, const int64_t* strides, const int64_t* dilation,
                                   const int64_t* pad_lo, const int64_t* pad_hi) {
   try {
-    const int64_t r = rank - 2;
-    Geometry g;
-    g.src.assign(src, src + rank);
-    g.wei.assign(wei, wei + wei_rank);
-    g.dst.assign(dst, dst + rank);
-    g.strides.assign(strides, strides + r);
-    for (int64_t i = 0; i < r; ++i) g.dilates.push_back(dilation[i] - 1);
-    g.pad_l.assign(pad_lo, pad_lo + r);
-    g.pad_r.assign(pad_hi, pad_hi + r);
-    g.channels_last = false;
-    g.direct = false;
+    const Geometry g = Queried(rank, src, wei_rank, wei, dst, strides, dilation, pad_lo, pad_hi, false);
     const auto f32 = memory::data_type::f32;
     const auto any = memory::format_tag::any;
     const Terms chosen(g, memory::desc(g.src, f32, any), memory::desc(g.dst, f32, any));
@@ -370,18 +379,7 @@ extern "C" int64_t JconvConvNxc(int64_t rank, const int64_t* src, int64_t wei_ra
                                 const int64_t* dst, const int64_t* strides, const int64_t* dilation,
                                 const int64_t* pad_lo, const int64_t* pad_hi) {
   try {
-    const int64_t r = rank - 2;
-    Geometry g;
-    g.src.assign(src, src + rank);
-    g.wei.assign(wei, wei + wei_rank);
-    g.dst.assign(dst, dst + rank);
-    g.strides.assign(strides, strides + r);
-    for (int64_t i = 0; i < r; ++i) g.dilates.push_back(dilation[i] - 1);
-    g.pad_l.assign(pad_lo, pad_lo + r);
-    g.pad_r.assign(pad_hi, pad_hi + r);
-    g.channels_last = true;
-    g.direct = true;
-    g.blocked = 0;
+    const Geometry g = Queried(rank, src, wei_rank, wei, dst, strides, dilation, pad_lo, pad_hi, true);
     const auto f32 = memory::data_type::f32;
     const auto tag = jconv::ActivationTag(rank, true);
     const auto any = memory::format_tag::any;
