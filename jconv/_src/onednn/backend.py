@@ -123,10 +123,11 @@ def conv_block(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...],
 @functools.cache
 def conv_nxc(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...], strides: tuple[int, ...],
              dilation: tuple[int, ...], pad_lo: tuple[int, ...], pad_hi: tuple[int, ...]) -> bool:
-    """Whether every term of a convolution of these logical oneDNN dims (as for :func:`conv_block`)
-    has one of oneDNN's jit or brgemm kernels on channels-last activations taken as they are
-    (:attr:`Params.direct`), not its im2col + gemm or reference ones; False where the extension is
-    unavailable."""
+    """Whether the forward or the weight gradient of a convolution of these logical oneDNN dims (as
+    for :func:`conv_block`) runs on channels-last activations taken as they are (:attr:`Params.direct`):
+    where its kernel there is the one oneDNN picks left to choose, or a jit one for a wider ISA (the
+    extension's ``DirectPays``; terms that do not reorder the channels-last buffers). False where the
+    extension is unavailable."""
     lib = _library().lib
     if lib is None:
         return False
