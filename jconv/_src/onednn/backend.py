@@ -103,6 +103,20 @@ def cpu_conv_backend() -> str:
     return "onednn" if lib.lib is not None else "xla"
 
 
+def _query(symbol: str, src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...],
+           *geometry: tuple[int, ...]) -> int:
+    """The extension's C query ``symbol`` (``JconvConvBlock``, ``JconvConvNxc``) on a convolution's
+    logical dims and its strides, dilation, pad_lo, pad_hi; 0 where the extension is unavailable."""
+    lib = _library().lib
+    if lib is None:
+        return 0
+    arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
+    fn = getattr(lib, symbol)
+    fn.restype = ctypes.c_int64
+    return int(fn(ctypes.c_int64(len(src)), arr(src), ctypes.c_int64(len(wei)), arr(wei), arr(dst),
+                  *(arr(g) for g in geometry)))
+
+
 @functools.cache
 def conv_block(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...], strides: tuple[int, ...],
                dilation: tuple[int, ...], pad_lo: tuple[int, ...], pad_hi: tuple[int, ...]) -> int:
@@ -110,14 +124,7 @@ def conv_block(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...],
     oneDNN dims (``src`` ``(N, C, *s)``, ``wei`` ``([G,] O, I, *k)``, ``dst``) runs the same kernels on
     blocked ``(N, C // b, *s, b)`` activations as on plain ones, without their reorders; 0 where
     oneDNN would pick another layout or kernel, or the extension is unavailable."""
-    lib = _library().lib
-    if lib is None:
-        return 0
-    arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
-    fn = lib.JconvConvBlock
-    fn.restype = ctypes.c_int64
-    return int(fn(ctypes.c_int64(len(src)), arr(src), ctypes.c_int64(len(wei)), arr(wei), arr(dst), arr(strides),
-                  arr(dilation), arr(pad_lo), arr(pad_hi)))
+    return _query("JconvConvBlock", src, wei, dst, strides, dilation, pad_lo, pad_hi)
 
 
 @functools.cache
@@ -128,14 +135,7 @@ def conv_nxc(src: tuple[int, ...], wei: tuple[int, ...], dst: tuple[int, ...], s
     where its kernel there is the one oneDNN picks left to choose, or a jit one for a wider ISA (the
     extension's ``DirectPays``; terms that do not reorder the channels-last buffers). False where the
     extension is unavailable."""
-    lib = _library().lib
-    if lib is None:
-        return False
-    arr = lambda v: (ctypes.c_int64 * len(v))(*v)  # noqa: E731
-    fn = lib.JconvConvNxc
-    fn.restype = ctypes.c_int64
-    return bool(fn(ctypes.c_int64(len(src)), arr(src), ctypes.c_int64(len(wei)), arr(wei), arr(dst), arr(strides),
-                   arr(dilation), arr(pad_lo), arr(pad_hi)))
+    return bool(_query("JconvConvNxc", src, wei, dst, strides, dilation, pad_lo, pad_hi))
 
 
 @functools.cache
