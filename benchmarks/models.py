@@ -147,10 +147,10 @@ def flax_resnet18_step(linen: Any, batch: int) -> Step:
 
 
 def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: Any, settle: int = 1,
-            only: str | None = None) -> dict:
+            only: str | None = None, warmup: int = 1) -> dict:
     """Median seconds per step of each library over ``rounds`` interleaved rounds of ``reps`` timed steps,
     each round's timed steps after ``settle`` untimed ones (the first step after another library's runs
-    finds caches and thread pools cold); ``only`` times one library alone (``"jconv"``, ``"pytorch"``)."""
+    finds caches and thread pools cold), the rounds after ``warmup`` untimed steps of each; ``only`` times one library alone (``"jconv"``, ``"pytorch"``)."""
     impls: dict[str, Step] = {}
     compile_s = None
     if only in (None, "jconv"):
@@ -160,7 +160,8 @@ def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: An
     if linen is not None and name == "resnet18" and only is None:
         impls["flax"] = flax_resnet18_step(linen, batch)
     for fn in impls.values():  # warm-up: caches, allocators, thread pools
-        fn()
+        for _ in range(warmup):
+            fn()
     times: dict[str, list[float]] = {k: [] for k in impls}
     for _ in range(rounds):
         for k, fn in impls.items():  # interleaved: one of each per round
@@ -171,7 +172,7 @@ def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: An
                 fn()
             times[k].append((time.perf_counter() - start) / reps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"model": name, "batch": batch, "rounds": rounds, "reps": reps, "settle": settle, "only": only, "ms": {k: round(v * 1e3, 2) for k, v in
+    return {"model": name, "batch": batch, "rounds": rounds, "reps": reps, "settle": settle, "warmup": warmup, "only": only, "ms": {k: round(v * 1e3, 2) for k, v in
             med.items()}, "jconv_compile_s": compile_s and round(compile_s, 2), "backend": jc.cpu_conv_backend(),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "time": time.time()}
 
@@ -190,7 +191,7 @@ def alone(name: str, args: argparse.Namespace, torch: Any) -> dict:
             for lib in libs:
                 subprocess.run([sys.executable, os.path.abspath(__file__), "--models", name, "--only", lib,
                                 "--batch", str(args.batch), "--rounds", str(args.rounds), "--reps", str(args.reps),
-                                "--settle", str(args.settle), "--results", out], check=True, stdout=subprocess.DEVNULL)
+                                "--settle", str(args.settle), "--warmup", str(args.warmup), "--results", out], check=True, stdout=subprocess.DEVNULL)
         with open(out) as f:
             runs = [json.loads(line) for line in f]
     row = dict(runs[0], only=None, protocol="alone", processes=args.alone)
@@ -240,6 +241,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--reps", type=int, default=2, help="steps per timed round")
     p.add_argument("--settle", type=int, default=1, help="untimed steps before each round's timed ones")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps of each library before the first round")
     p.add_argument("--only", choices=("jconv", "pytorch"), help="time one library alone (no interleaving)")
     p.add_argument("--alone", type=int, metavar="N", help="time each library alone in N processes of its own, "
                    "alternating, instead of interleaving them in this one")
@@ -261,7 +263,7 @@ def main() -> None:
         if args.alone:
             r = alone(name, args, torch)
         else:
-            r = measure(name, args.batch, args.rounds, args.reps, torch, linen, args.settle, args.only)
+            r = measure(name, args.batch, args.rounds, args.reps, torch, linen, args.settle, args.only, args.warmup)
         print(_row(r), flush=True)
         if args.results:
             with open(args.results, "a") as f:
