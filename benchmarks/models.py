@@ -9,12 +9,13 @@ so that machine noise hits all alike; each round's timed steps follow one untime
 the first step after another library's finds the caches cold, and costs jconv's ~8 ms LeNet step 9-15 ms);
 medians are reported, with jconv's compile time apart. ``--alone N`` times each library alone in
 processes of its own instead (N per library, alternating): in one process jconv's ~10 ms LeNet steps run
-slower for dozens of steps after PyTorch's, so for the small networks that is the protocol that measures
-what a user training one network sees (``--only jconv`` / ``--only pytorch``: one such process).
+slower for dozens of steps after PyTorch's, and PyTorch's large steps after jconv's, so that is the protocol
+that measures what a user training one network sees (``--only jconv`` / ``--only pytorch``: one such
+process; ``--warmup 3`` lets each process's first steps after the compile pass untimed).
 
   python benchmarks/models.py                          # every network, 5 rounds
   python benchmarks/models.py --models resnet18 --rounds 7 --results benchmarks/results/models.jsonl
-  python benchmarks/models.py --models lenet lenet-classic bn-lenet --alone 3 --rounds 15 --reps 10
+  python benchmarks/models.py --alone 3 --warmup 3            # every network, each library alone
   python benchmarks/models.py --table benchmarks/results/models-session11.jsonl   # ranges over the runs there
 """
 
