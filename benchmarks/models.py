@@ -151,7 +151,8 @@ def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: An
             only: str | None = None, warmup: int = 1) -> dict:
     """Median seconds per step of each library over ``rounds`` interleaved rounds of ``reps`` timed steps,
     each round's timed steps after ``settle`` untimed ones (the first step after another library's runs
-    finds caches and thread pools cold), the rounds after ``warmup`` untimed steps of each; ``only`` times one library alone (``"jconv"``, ``"pytorch"``)."""
+    finds caches and thread pools cold), the rounds after ``warmup`` untimed steps of each; ``only``
+    times one library alone (``"jconv"``, ``"pytorch"``)."""
     impls: dict[str, Step] = {}
     compile_s = None
     if only in (None, "jconv"):
@@ -173,8 +174,9 @@ def measure(name: str, batch: int, rounds: int, reps: int, torch: Any, linen: An
                 fn()
             times[k].append((time.perf_counter() - start) / reps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"model": name, "batch": batch, "rounds": rounds, "reps": reps, "settle": settle, "warmup": warmup, "only": only, "ms": {k: round(v * 1e3, 2) for k, v in
-            med.items()}, "jconv_compile_s": compile_s and round(compile_s, 2), "backend": jc.cpu_conv_backend(),
+    return {"model": name, "batch": batch, "rounds": rounds, "reps": reps, "settle": settle, "warmup": warmup,
+            "only": only, "ms": {k: round(v * 1e3, 2) for k, v in med.items()},
+            "jconv_compile_s": compile_s and round(compile_s, 2), "backend": jc.cpu_conv_backend(),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "time": time.time()}
 
 
@@ -182,17 +184,17 @@ def alone(name: str, args: argparse.Namespace, torch: Any) -> dict:
     """Each library timed alone in its own process (``--only``), ``args.alone`` processes per library,
     alternating (jconv, PyTorch, jconv, ...); the row's times are the medians of the processes' medians.
     In one process, a library's steps right after another's run slower for a while (jconv's LeNet step
-    10.2-14.6 ms for 50 steps after PyTorch's, 7.7-9.4 ms alone), which no user training one network
+    10.2-14.6 ms for 50 steps after PyTorch's, 7.9-9.4 ms alone), which no user training one network
     sees."""
     libs = ["jconv"] + (["pytorch"] if torch is not None else [])
-    runs: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "rows.jsonl")
         for _ in range(args.alone):
             for lib in libs:
                 subprocess.run([sys.executable, os.path.abspath(__file__), "--models", name, "--only", lib,
                                 "--batch", str(args.batch), "--rounds", str(args.rounds), "--reps", str(args.reps),
-                                "--settle", str(args.settle), "--warmup", str(args.warmup), "--results", out], check=True, stdout=subprocess.DEVNULL)
+                                "--settle", str(args.settle), "--warmup", str(args.warmup), "--results", out],
+                               check=True, stdout=subprocess.DEVNULL)
         with open(out) as f:
             runs = [json.loads(line) for line in f]
     row = dict(runs[0], only=None, protocol="alone", processes=args.alone)
@@ -230,7 +232,8 @@ def ranges(path: str) -> str:
         lines.append(f"| {name} | {len(rs)} | {span([r['jconv'] for r in rs if 'jconv' in r])} | "
                      f"{span([r['pytorch'] for r in rs if 'pytorch' in r])} | {span(torch_ratio, '{:.2f}')}"
                      f"{f' ({statistics.median(torch_ratio):.2f})' if torch_ratio else ''} | "
-                     f"{span(ratio('flax'), '{:.2f}')} | {span([r['batch'] / r['jconv'] * 1e3 for r in rs if 'jconv' in r], '{:,.0f}')} | "
+                     f"{span(ratio('flax'), '{:.2f}')} | "
+                     f"{span([r['batch'] / r['jconv'] * 1e3 for r in rs if 'jconv' in r], '{:,.0f}')} | "
                      f"{span([r['compile'] for r in rs if r['compile'] is not None])} |")
     return "\n".join(lines)
 
