@@ -67,8 +67,8 @@ def _on_onednn(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
         p = p._replace(blocked=b)
         cpu = lambda x, w: onednn.from_blocked(onednn.fwd(onednn.to_blocked(x, b), w, p))  # noqa: E731
     elif _nxc(x, weight, p):  # on oneDNN's channels-last kernels, the buffers as they are
-        p, last, first = p._replace(channels_last=True, direct=True), _last_axis(x.ndim), _first_axis(x.ndim)
-        cpu = lambda x, w: jnp.transpose(onednn.fwd(jnp.transpose(x, last), w, p), first)  # noqa: E731
+        p = p._replace(channels_last=True, direct=True)
+        cpu = lambda x, w: jnp.moveaxis(onednn.fwd(jnp.moveaxis(x, 1, -1), w, p), -1, 1)  # noqa: E731
     else:
         cpu = lambda x, w: onednn.fwd(x, w, p)  # noqa: E731
     return on_cpu(cpu, lambda x, w: _conv_xla(x, w, spec, groups), x, weight)
@@ -97,14 +97,6 @@ def _nxc(x: jax.Array, weight: jax.Array, p: onednn.Params) -> bool:
         return False
     dst = _fwd_shape(x.shape, weight.shape, p)
     return onednn.conv_nxc(x.shape, weight.shape, dst, p.strides, p.dilation, p.pad_lo, p.pad_hi)
-
-
-def _last_axis(ndim: int) -> tuple[int, ...]:
-    return (0, *range(2, ndim), 1)
-
-
-def _first_axis(ndim: int) -> tuple[int, ...]:
-    return (0, ndim - 1, *range(1, ndim - 1))
 
 
 def _conv3d_as_2d(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
