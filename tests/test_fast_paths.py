@@ -18,7 +18,7 @@ from jax.test_util import check_grads
 
 import jconv as jc
 from jconv._src import onednn
-from jconv._src.ops import conv_cpu, geometry, pooling_cpu
+from jconv._src.ops import conv_cpu, conv_dense, geometry, pooling_cpu
 from jconv._src.platform import traced_as
 from jconv._src.checks import spatial_dims
 from tests.compiled import value_and_vjp
@@ -162,7 +162,8 @@ def conv_cases(draw):
 
 def _conv_forms(case):
     """The CPU formulations (XLA's convolution with the per-offset weight gradient; all offsets as
-    matmuls, which serves 1x1 kernels on large maps; for 1x1 kernels one matmul over the batch)
+    matmuls, which serves 1x1 kernels on large maps; for 1x1 kernels one matmul over the batch;
+    where every window covers the map, the dense form)
     and the reference, for any geometry."""
     (n, c, h, w), wshape, strides, dilation, pad, layout, seed = case
     rng = np.random.default_rng(seed)
@@ -174,6 +175,9 @@ def _conv_forms(case):
         "xla conv, offsets weight gradient": lambda x, w: conv_cpu._conv_offsets_wgrad(x, w, spec),
         "offsets": lambda x, w: conv_cpu._conv_offsets(conv_cpu._taps(x, spec, w.shape[2:]), w, spec),
     }
+    taps = conv_dense.dense_taps(x.shape, wshape, spec, 1)
+    if taps is not None:
+        forms["dense (small maps)"] = lambda x, w: conv_dense.conv_dense(x, w, spec, 1, taps)
     if wshape[2:] == (1, 1):
         forms["one matmul (1x1)"] = lambda x, w: conv_cpu._conv_1x1(conv_cpu._taps(x, spec, (1, 1))[0], w, spec)
     ref = lambda x, w: conv_cpu._conv_xla(x, w, spec)  # noqa: E731
@@ -203,9 +207,12 @@ def test_cpu_convs_equal_xla_conv(case):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=f"{name}: {what}")
 
 
-@pytest.mark.parametrize("kernel,strides,layout", [((3, 2), 1, "NCHW"), ((3, 3), 1, "NHWC"), ((1, 1), 2, "NCHW")])
-def test_cpu_convs_second_order(kernel, strides, layout):
-    case = ((2, 3, 6, 5), (3, 3) + kernel, (strides, strides), (1, 1), ((1, 1), (0, 1)), layout, 0)
+@pytest.mark.parametrize("size,kernel,strides,layout", [
+    ((6, 5), (3, 2), 1, "NCHW"), ((6, 5), (3, 3), 1, "NHWC"), ((6, 5), (1, 1), 2, "NCHW"),
+    ((2, 1), (3, 2), 1, "NHWC"),  # the dense form
+])
+def test_cpu_convs_second_order(size, kernel, strides, layout):
+    case = ((2, 3, *size), (3, 3) + kernel, (strides, strides), (1, 1), ((1, 1), (0, 1)), layout, 0)
     forms, _, x, w, _ = _conv_forms(case)
     for fast in forms.values():
         check_grads(fast, (x, w), order=2, modes=("fwd", "rev"), atol=5e-2, rtol=5e-2)

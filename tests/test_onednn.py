@@ -26,7 +26,9 @@ from jax import lax
 from jax.test_util import check_grads
 
 import jconv as jc
+from jconv._src import checks
 from jconv._src.onednn import backend as onednn
+from jconv._src.ops import conv_cpu, conv_dense, geometry
 from jconv._src.platform import traced_as
 
 needs_onednn = pytest.mark.skipif(jc.cpu_conv_backend() != "onednn", reason=onednn.describe())
@@ -98,13 +100,26 @@ def test_onednn_equals_lax_conv(case):
     x, w, kw = _inputs(case)
     ours = lambda x, w: jc.conv(x, w, **kw)  # noqa: E731
     ref = lambda x, w: _lax_conv(x, w, **kw)  # noqa: E731
-    # 1x1 on maps below 12x12 (all of this sweep's): the matmul path, measured faster
+    # 1x1 on maps below 12x12 (all of this sweep's): the matmul path, measured faster; where every
+    # output window reaches every input position, the dense form (then oneDNN is checked directly)
+    spec = _spec(x, w, kw)
+    dense = conv_dense.dense_taps(x.shape, w.shape, spec, kw["groups"]) is not None
     matmul = w.ndim == 4 and w.shape[2:] == (1, 1) and kw["groups"] == 1
-    assert ("jconv_onednn_conv_fwd" in _prims(ours, x, w)) != matmul
-    (y, *got), (y_ref, *want) = _value_and_grads(ours)(x, w), _value_and_grads(ref)(x, w)
-    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    for g, r in zip(got, want):
-        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+    assert ("jconv_onednn_conv_fwd" in _prims(ours, x, w)) != (matmul or dense)
+    forms = [ours] + [lambda x, w: conv_cpu._on_onednn(x, w, spec, kw["groups"])] * dense
+    y_ref, *want = _value_and_grads(ref)(x, w)
+    for form in forms:
+        y, *got = _value_and_grads(form)(x, w)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+        for g, r in zip(got, want):
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def _spec(x, w, kw):
+    """The static description of ``jc.conv(x, w, **kw)`` (batched ``x``)."""
+    spatial = checks.spatial_dims(x.shape, kw["layout"])
+    geo = geometry.conv_geometry("t", spatial, w.shape[2:], kw["strides"], kw["padding"], kw["dilation"])
+    return geometry._ConvSpec(kw["strides"], geo, kw["dilation"], kw["layout"], None)
 
 
 @needs_onednn
@@ -344,7 +359,9 @@ def distribution(name):
 md.distribution = distribution
 import jax, jax.numpy as jnp, numpy as np
 import jconv as jc
+from jconv._src import checks
 from jconv._src.onednn import backend as onednn
+from jconv._src.ops import conv_cpu, conv_dense, geometry
 from jconv._src.platform import traced_as
 x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 8, 8)), jnp.float32)
 g = jax.grad(lambda w: jnp.sum(jc.conv2d(x, w, padding=1) ** 2))(jnp.ones((4, 3, 3, 3)))

@@ -15,6 +15,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from jconv._src import checks, onednn
 from jconv._src.onednn.shapes import _fwd_shape
+from jconv._src.ops import conv_dense
 from jconv._src.ops.geometry import ConvGeometry, _ConvSpec
 from jconv._src.platform import on_cpu
 
@@ -39,7 +40,14 @@ def _onednn_params(spec: _ConvSpec, groups: int) -> onednn.Params:
 def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) -> jax.Array:
     """The formulation behind :func:`conv` (batched input, checked arguments).
 
-    On CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
+    On CPU, where every output window reaches every input position (small maps: ResNet-18's
+    3x3 convolutions on 2x2 and 1x1 maps at 28x28 input), one matmul with the unfolded weight
+    (:func:`conv_dense.conv_dense`, the ``jconv bench`` row "conv 3x3 on 2x2 maps": fwd + bwd, batch
+    128, ms, dense / oneDNN / XLA: 512 -> 512 on 1x1 1.6 / 7.7 / 21; 256 -> 256 on 2x2 3.4 / 6.9 /
+    87; 256 -> 512 on 2x2 stride 2 2.2 / 9.0 / 6.5; where a quarter of the pairs are not linked
+    (3x3 on 4x4) it lost, 14 / 6.3).
+
+    Otherwise on CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
     convolution (:func:`_on_onednn`) for every rank, except the 2-D 1x1 matmuls in
     :func:`_conv2d_impl`. oneDNN beat the best XLA formulation 2-7x on the ``jconv bench`` rows
     "conv 3x3", "LeNet conv1/conv2", "conv3d" and "conv_transpose2d" (its "jconv, XLA convs" column),
@@ -48,9 +56,12 @@ def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
     Otherwise 2-D goes through :func:`_conv2d_impl`'s measured choices, 3-D on CPU through
     :func:`_conv3d_as_2d`, the rest through :func:`_conv_xla` (1-D: XLA's measured 0.9-1.7x
     PyTorch's time on (32, 64, 1024) k5, fwd + bwd)."""
+    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
+    taps = conv_dense.dense_taps(x.shape, weight.shape, spec, groups)
+    if taps is not None:
+        return on_cpu(lambda x, w: conv_dense.conv_dense(x, w, spec, groups, taps), xla, x, weight)
     if weight.ndim == 4:
         return _conv2d_impl(x, weight, spec, groups)
-    xla = lambda x, w: _conv_xla(x, w, spec, groups)  # noqa: E731
     if _onednn_applies(x, weight):
         return _on_onednn(x, weight, spec, groups)
     if weight.ndim == 5:
