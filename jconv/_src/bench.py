@@ -119,9 +119,14 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
         impls["pytorch"] = lambda: torch.mm(ta, ta)
     rows.append((f"sgemm {n}x{n}", impls, 2 * n**3, cs))
 
-    # conv 3x3 and 1x1 ('same' padding; 1x1: NiN, GoogLeNet, ResNet bottlenecks), fwd + bwd
-    for k in (3, 1):
-        case = _conv_case(2 if quick else 16, 16 if quick else 64, 16 if quick else 64, 28 if quick else 56, k)
+    # conv 3x3 and 1x1 ('same' padding; 1x1: NiN, GoogLeNet, ResNet bottlenecks), fwd + bwd; 3x3 on
+    # 2x2 maps (ResNet-18's stage 4 at 28x28 input: the dense form), its FLOPs the 4 taps each output reads
+    for k, small in ((3, False), (1, False), (3, True)):
+        if small:
+            case = _conv_case(16 if quick else 128, 32 if quick else 256, 32 if quick else 256, 2, k)
+            case["flops"] = case["flops"] * 4 // 9
+        else:
+            case = _conv_case(2 if quick else 16, 16 if quick else 64, 16 if quick else 64, 28 if quick else 56, k)
         x, w, pad = case["x"], case["w"], k // 2
         impls = {}
         loss = lambda x, w, pad=pad: (jc.conv2d(x, w, padding=pad) ** 2).sum()
@@ -138,7 +143,8 @@ def _rows(quick: bool) -> list[tuple[str, dict[str, Timed], float, float | None]
             conv = linen.Conv(w.shape[0], (k, k), padding=pad, use_bias=False)
             fl = lambda xh, wh, conv=conv: (conv.apply({"params": {"kernel": wh}}, xh) ** 2).sum()
             impls["flax"], _ = _jax_timed(jax.grad(fl, (0, 1)), xh, wh)
-        rows.append((f"conv {k}x{k} {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
+        on = " on 2x2 maps" if small else ""
+        rows.append((f"conv {k}x{k}{on} {x.shape[1]}->{w.shape[0]}, {x.shape}, fwd+bwd", impls, case["flops"], cs))
 
     rows += _nd_rows(quick, torch, linen)
 
