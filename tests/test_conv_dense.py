@@ -109,3 +109,19 @@ def test_the_dense_form_second_order_and_vmap():
     ws = rng.normal(size=(5, 4, 2, 3, 3)).astype(np.float32)
     mapped = jax.vmap(lambda w: f(x, w))(ws)
     np.testing.assert_allclose(mapped, np.stack([f(x, w) for w in ws]), rtol=1e-5, atol=1e-5)
+
+
+def test_taps_that_read_no_data_do_not_enter():
+    """On a 1x1 map only the centre tap reads data (PyTorch ignores the rest, NaN or not); from a
+    2x2 map at stride 2 only the lower-right 2x2 window of the 3x3 kernel."""
+    spec = _spec((1, 2, 2, 2), (3, 3), 2, 1, 1, "NCHW")
+    assert conv_dense.dense_taps((1, 2, 2, 2), (4, 2, 3, 3), spec, 1).box == ((1, 3), (1, 3))
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, 1, 1)).astype(np.float32)
+    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    w[:, :, 0, 0] = np.nan
+    w[:, :, 2, 1] = np.inf
+    y, vjp = jax.vjp(lambda w: jc.conv2d(x, w, padding=1), w)
+    np.testing.assert_allclose(y[:, :, 0, 0], x[:, :, 0, 0] @ w[:, :, 1, 1].T, rtol=1e-5)
+    dw = vjp(jnp.ones_like(y))[0]
+    assert np.all(np.isfinite(dw)) and np.all(dw[:, :, 0, 0] == 0)

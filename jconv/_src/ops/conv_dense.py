@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,24 +29,36 @@ from jconv._src.ops.geometry import _ConvSpec
 _MAX_UNFOLDED = 2**22
 
 
+class DenseTaps(NamedTuple):
+    """Where the dense form applies: the kernel window ``box`` (a ``(start, stop)`` per spatial
+    axis) that holds every tap some pair uses, and ``index`` ``(P, Q)``, the tap (flat, into
+    ``box``) linking input position ``p`` to output position ``q`` over the flattened maps."""
+
+    box: tuple[tuple[int, int], ...]
+    index: np.ndarray
+
+
 @functools.lru_cache(maxsize=256)
 def _taps(in_size: tuple[int, ...], out_size: tuple[int, ...], kernel: tuple[int, ...],
-          strides: tuple[int, ...], dilation: tuple[int, ...], pad_lo: tuple[int, ...]) -> np.ndarray | None:
-    """The kernel tap (flat index into ``kernel``) linking input position ``p`` to output
-    position ``q``, as a ``(P, Q)`` array over the flattened maps; ``None`` where some pair is not
-    linked by any tap (the dense form would multiply zeros there)."""
-    tap = np.zeros((1, 1), dtype=np.int64)
+          strides: tuple[int, ...], dilation: tuple[int, ...], pad_lo: tuple[int, ...]) -> DenseTaps | None:
+    """:class:`DenseTaps` of a geometry, or ``None`` where some (input, output) pair is not linked
+    by any tap (the dense form would multiply zeros there)."""
+    index, box = np.zeros((1, 1), dtype=np.int64), []
     for n, m, k, s, d, lo in zip(in_size, out_size, kernel, strides, dilation, pad_lo):
         off = np.arange(n)[:, None] + lo - np.arange(m)[None, :] * s  # (n, m): offset in the padded window
         if np.any(off % d) or np.any(off < 0) or np.any(off // d >= k):
             return None
-        tap = (tap[:, None, :, None] * k + off[None, :, None, :] // d).reshape(tap.shape[0] * n, -1)
-    return tap
+        tap = off // d
+        start, stop = int(tap.min()), int(tap.max()) + 1
+        box.append((start, stop))
+        index = (index[:, None, :, None] * (stop - start) + (tap - start)[None, :, None, :])
+        index = index.reshape(index.shape[0] * n, -1)
+    return DenseTaps(tuple(box), index)
 
 
 def dense_taps(x_shape: tuple[int, ...], w_shape: tuple[int, ...], spec: _ConvSpec,
-               groups: int) -> np.ndarray | None:
-    """The ``(P, Q)`` taps where the dense form applies, else ``None``: every (input, output)
+               groups: int) -> DenseTaps | None:
+    """The taps where the dense form applies, else ``None``: every (input, output)
     position pair linked by a tap (:func:`_taps`), the kernel larger than 1x1 (1x1 kernels have
     their own formulations), and the unfolded weight within :data:`_MAX_UNFOLDED` elements."""
     kernel = tuple(w_shape[2:])
@@ -60,26 +73,29 @@ def dense_taps(x_shape: tuple[int, ...], w_shape: tuple[int, ...], spec: _ConvSp
     return _taps(in_size, out_size, kernel, tuple(spec.strides), tuple(spec.dilation), pad_lo)
 
 
-def conv_dense(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int, taps: np.ndarray) -> jax.Array:
+def conv_dense(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int, taps: DenseTaps) -> jax.Array:
     """The convolution as one matmul with the unfolded weight (see the module docstring).
 
     Args:
       x: ``(N, C, *in)`` or, channels last, ``(N, *in, C)``.
       weight: ``(O, C // groups, *kernel)``.
-      taps: :func:`dense_taps` of these shapes, ``(P, Q)``.
+      taps: :func:`dense_taps` of these shapes.
 
     Returns:
-      ``(N, O, *out)`` or ``(N, *out, O)``. The unfolded weight is a product with a constant
-      one-hot ``(K, P, Q)`` selection (exact: one nonzero per column), so its derivatives of every
-      order are matmuls too (a gather's transpose, a scatter-add, is slower on XLA:CPU).
+      ``(N, O, *out)`` or ``(N, *out, O)``. The unfolded weight is the kernel window that holds the
+      used taps (taps outside it read no data and never enter, nor do their NaNs: on a 1x1 map all
+      but the centre) times a constant one-hot ``(K, P, Q)`` selection (exact: one nonzero per column), so its
+      derivatives of every order are matmuls too (a gather's transpose, a scatter-add, is slower
+      on XLA:CPU).
     """
     last = checks.channels_last(spec.layout)
     n, o, cg = x.shape[0], weight.shape[0], weight.shape[1]
-    k, (p, q) = math.prod(weight.shape[2:]), taps.shape
+    window = weight[(slice(None), slice(None)) + tuple(slice(a, b) for a, b in taps.box)]
+    k, (p, q) = math.prod(window.shape[2:]), taps.index.shape
     select = np.zeros((k, p, q), dtype=weight.dtype)
-    select[taps, np.arange(p)[:, None], np.arange(q)[None, :]] = 1
+    select[taps.index, np.arange(p)[:, None], np.arange(q)[None, :]] = 1
     g = "g" if groups > 1 else ""  # no batch dimension of size 1 in the matmuls
-    w = weight.reshape((groups,) * bool(g) + (o // groups, cg, k))
+    w = window.reshape((groups,) * bool(g) + (o // groups, cg, k))
     unfolded = jnp.einsum(f"{g}ock,kpq->{g}ocpq", w, select, precision=lax.Precision.HIGHEST)
     out = tuple(spec.geometry.out_size)
     if last:
