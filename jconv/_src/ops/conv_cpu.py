@@ -44,8 +44,8 @@ def _conv_impl(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int) ->
     3x3 convolutions on 2x2 and 1x1 maps at 28x28 input), one matmul with the unfolded weight
     (:func:`conv_dense.conv_dense`, the ``jconv bench`` row "conv 3x3 on 2x2 maps": fwd + bwd, batch
     128, ms, dense / oneDNN / XLA: 512 -> 512 on 1x1 1.6 / 7.7 / 21; 256 -> 256 on 2x2 3.4 / 6.9 /
-    87; 256 -> 512 on 2x2 stride 2 2.2 / 9.0 / 6.5; where a quarter of the pairs are not linked
-    (3x3 on 4x4) it lost, 14 / 6.3).
+    87; 256 -> 512 on 2x2 stride 2 2.2 / 9.0 / 6.5; where pairs are missing (3x3 on 4x4, 39% of
+    them linked) it lost, 14 / 6.3).
 
     Otherwise on CPU, float32, where the extension is available (:func:`_onednn_applies`): oneDNN's
     convolution (:func:`_on_onednn`) for every rank, except the 2-D 1x1 matmuls in
