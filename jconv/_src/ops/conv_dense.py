@@ -64,8 +64,7 @@ def dense_taps(x_shape: tuple[int, ...], w_shape: tuple[int, ...], spec: _ConvSp
     kernel = tuple(w_shape[2:])
     if math.prod(kernel) == 1:
         return None
-    last = checks.channels_last(spec.layout)
-    in_size = tuple(x_shape[1:-1] if last else x_shape[2:])
+    in_size = checks.spatial_dims(x_shape, spec.layout)
     out_size = tuple(spec.geometry.out_size)
     if w_shape[0] * w_shape[1] * math.prod(in_size) * math.prod(out_size) > _MAX_UNFOLDED:
         return None
@@ -84,9 +83,9 @@ def conv_dense(x: jax.Array, weight: jax.Array, spec: _ConvSpec, groups: int, ta
     Returns:
       ``(N, O, *out)`` or ``(N, *out, O)``. The unfolded weight is the kernel window that holds the
       used taps (taps outside it read no data and never enter, nor do their NaNs: on a 1x1 map all
-      but the centre) times a constant one-hot ``(K, P, Q)`` selection (exact: one nonzero per column), so its
-      derivatives of every order are matmuls too (a gather's transpose, a scatter-add, is slower
-      on XLA:CPU).
+      but the centre) times a constant one-hot ``(K, P, Q)`` selection (exact: one nonzero per
+      column), so its derivatives of every order are matmuls too (a gather's transpose, a
+      scatter-add, is slower on XLA:CPU).
     """
     last = checks.channels_last(spec.layout)
     n, o, cg = x.shape[0], weight.shape[0], weight.shape[1]
